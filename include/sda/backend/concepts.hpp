@@ -39,6 +39,7 @@ concept Backend = std::copyable<B> && requires { typename B::tensor_type; } &&
         { be.scale_rows(x, y) } -> std::same_as<typename B::tensor_type>;   // v[b] * x[b, ...]
         { be.dot(x, y) } -> std::same_as<typename B::tensor_type>;          // [B]: sum over the event of x y
         { be.mean_square(x) } -> std::same_as<typename B::tensor_type>;     // [B]: mean over the event of x^2
+        { be.mean_like(x) } -> std::same_as<typename B::tensor_type>;       // shaped like x, every entry mean(x)
         // --- windows of a trajectory [B, L, S...] (MarkovComposedScore) --------------------
         { be.unfold(x, n) } -> std::same_as<typename B::tensor_type>;       // -> [B (L-n+1), n, S...]
         { be.unfold_adjoint(x, n) } -> std::same_as<typename B::tensor_type>;  // sum back, n = batch B

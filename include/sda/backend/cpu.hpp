@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <numeric>
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -107,6 +108,13 @@ struct CpuBackend {
             for (std::size_t c = 0; c < cols; ++c) sum += a[c] * a[c];
             return cols ? sum / static_cast<T>(cols) : T(0);
         });
+    }
+
+    static tensor_type mean_like(const tensor_type& x) {
+        detail::require(x.size() > 0, "sda::CpuBackend::mean_like: empty tensor");
+        // a fixed-order sum, as every reduction here
+        const T mean = std::accumulate(x.begin(), x.end(), T(0)) / static_cast<T>(x.size());
+        return xt::broadcast(mean, x.shape());
     }
 
     // --- windows of a trajectory ------------------------------------------------

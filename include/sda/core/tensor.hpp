@@ -7,6 +7,7 @@
 
 #include <cstddef>
 
+#include <tbb/scalable_allocator.h>
 #include <xtensor/xarray.hpp>
 
 #include "sda/core/shape.hpp"
@@ -14,9 +15,11 @@
 
 namespace sda {
 
-/// Dynamic-rank, row-major, contiguous CPU tensor.
+/// Dynamic-rank, row-major, contiguous CPU tensor. Its buffers come from oneTBB's
+/// scalable allocator: samplers create and drop batch-sized temporaries every
+/// step, which glibc's malloc serves by mapping and unmapping pages each time.
 template <class T>
-using Tensor = xt::xarray<T, xt::layout_type::row_major>;
+using Tensor = xt::xarray<T, xt::layout_type::row_major, tbb::scalable_allocator<T>>;
 
 template <class E>
 Shape shape_of(const E& x) {

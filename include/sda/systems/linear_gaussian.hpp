@@ -56,7 +56,7 @@ public:
     /// Two unit masses between walls: springs wall-1 and 2-wall of stiffness k,
     /// 1-2 of stiffness `coupling`, damping c on each velocity, white noise of
     /// intensity q on each velocity; sampled every dt. State (p1, p2, v1, v2).
-    static LinearGaussianChain damped_spring(double dt = 0.25, double k = 1.0, double coupling = 0.5,
+    static LinearGaussianChain damped_spring(double dt = 0.5, double k = 1.0, double coupling = 0.5,
                                              double c = 0.3, double q = 0.5) {
         Eigen::MatrixXd A = Eigen::MatrixXd::Zero(4, 4);
         A.topRightCorner(2, 2).setIdentity();
