@@ -3,9 +3,12 @@
 //
 // Includes every policy kind: schedules, score models (analytic Gaussian,
 // Markov composition), observation operators, likelihood guidance, samplers,
-// and the linear-Gaussian reference problem with its Kalman/RTS oracle. Inside
-// the library, include what you use instead.
+// and the linear-Gaussian reference problem with its Kalman/RTS oracle, plus
+// xtensor's views for working with the samples. Inside the library, include
+// what you use instead.
 #pragma once
+
+#include <xtensor/xview.hpp>
 
 #include "sda/fwd.hpp"
 
@@ -47,6 +50,9 @@
 #include "sda/sample/predictors.hpp"
 #include "sda/sample/reverse.hpp"
 #include "sda/sample/sample.hpp"
+
+#include "sda/io/atomic_file.hpp"
+#include "sda/io/progress.hpp"
 
 #include "sda/baselines/kalman.hpp"
 #include "sda/systems/linear_gaussian.hpp"
