@@ -34,8 +34,9 @@ def main(out):
         observations[r["coordinate"]].append((int(r["state"]), float(r["value"]), float(r["std"])))
     table = rows(os.path.join(out, "table.csv"))
 
-    figure = plt.figure(figsize=(12, 10), constrained_layout=True)
-    grid = figure.add_gridspec(3, 2, height_ratios=[1, 1, 1.1])
+    figure = plt.figure(figsize=(12, 10.5))
+    grid = figure.add_gridspec(3, 2, height_ratios=[1, 1, 1.1], top=0.88, bottom=0.08, left=0.06, right=0.98,
+                               hspace=0.42, wspace=0.12)
     names = {"p1": "position 1", "p2": "position 2", "v1": "velocity 1", "v2": "velocity 2"}
     for k, coordinate in enumerate(["p1", "p2", "v1", "v2"]):
         axis = figure.add_subplot(grid[k // 2, k % 2])
@@ -59,19 +60,22 @@ def main(out):
         axis.set_title(names[coordinate])
         axis.set_xlabel("state")
         if k == 0:
-            axis.legend(fontsize=8, loc="best")
+            figure.legend(*axis.get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.955), ncol=5,
+                          fontsize=9, frameon=False)
 
     axis = figure.add_subplot(grid[2, :])
     labels = [f"{r['prior']}\n{r['guidance']}" for r in table]
     x = range(len(table))
     axis.bar([a - 0.2 for a in x], [float(r["mean_error"]) for r in table], width=0.4, label="mean error (posterior sd)")
     axis.bar([a + 0.2 for a in x], [float(r["sd_error"]) for r in table], width=0.4, label="sd error (|ratio - 1|)")
+    level = float(table[0]["samples"]) ** -0.5
+    axis.axhline(level, color="black", ls="--", lw=1, label=f"Monte-Carlo level of the mean error (1/sqrt({table[0]['samples']}))")
     axis.set_yscale("log")
     axis.set_xticks(list(x))
     axis.set_xticklabels(labels, fontsize=7)
     axis.set_title("error of each sample set against the RTS smoother")
     axis.legend(fontsize=8)
-    figure.suptitle("Score-based data assimilation on a linear-Gaussian chain (33 states)")
+    figure.suptitle("Score-based data assimilation on a linear-Gaussian chain (33 states)", y=0.985, fontsize=14)
     target = os.path.join(out, "linear_gaussian.png")
     partial = target + ".tmp.png"
     figure.savefig(partial, dpi=110)

@@ -122,6 +122,8 @@ TEST_CASE("samplers: invalid parameters throw sda::error naming them") {
                          "sda::correctors::Langevin: tau must be finite and positive, got -1", sda::error);
     CHECK_THROWS_AS(sda::sample(sda::DDIM{.predictor = {.eta = 2.0}}, score, 4, gen), sda::error);
     CHECK_THROWS_WITH_AS(sda::sample(sda::Heun{}, score, 0, gen), "sda::sample: batch must be >= 1, got 0", sda::error);
+    CHECK_THROWS_WITH_AS(sda::DDIM{}.run(score, sda::Tensor<double>(xt::zeros<double>({4, 2, 3})), gen),
+                         "sda::ReverseDiffusion: x has shape [4, 2, 3], the model's events are [3, 2]", sda::error);
 }
 
 TEST_CASE("samplers: the paper's predictor with C = 0 is DDIM with eta = 0, and callbacks see every step") {

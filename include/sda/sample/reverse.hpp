@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "sda/core/error.hpp"
+#include "sda/core/shape.hpp"
 #include "sda/sample/concepts.hpp"
 #include "sda/sample/correctors.hpp"
 #include "sda/sample/predictors.hpp"
@@ -37,6 +38,10 @@ struct ReverseDiffusion {
         requires Predictor<P, M> && Corrector<C, M>
     tensor_t<M> run(const M& model, tensor_t<M> x, Generator& gen, Callback&& callback = {}) const {
         validate();
+        const Shape shape = model.backend().shape(x);
+        detail::require(shape.size() == model.event_shape().size() + 1 && event_shape_of(shape) == Shape(model.event_shape()),
+                        "sda::ReverseDiffusion: x has shape ", format_shape(shape), ", the model's events are ",
+                        format_shape(model.event_shape()));
         for (std::size_t k = 0; k < steps; ++k) {
             const double t = 1.0 - static_cast<double>(k) / static_cast<double>(steps);
             const double s = 1.0 - static_cast<double>(k + 1) / static_cast<double>(steps);
