@@ -95,9 +95,4 @@ inline Statistic covariance_entries_test(const Eigen::MatrixXd& x, const Eigen::
     return {worst, threshold, entries};
 }
 
-/// Largest relative difference |a - b| / max(|b|, floor).
-inline double max_relative_error(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b, double floor = 1e-12) {
-    return ((a - b).array().abs() / b.array().abs().max(floor)).maxCoeff();
-}
-
 }  // namespace sda::test

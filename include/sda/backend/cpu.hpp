@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstring>
 #include <numeric>
+#include <type_traits>
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -47,6 +48,8 @@ template <class T>
 struct CpuBackend {
     using scalar_type = T;
     using tensor_type = Tensor<T>;
+    /// Reductions accumulate in double, also for float tensors.
+    using accumulator_type = std::conditional_t<(sizeof(T) < sizeof(double)), double, T>;
 
     // --- creation -----------------------------------------------------------
     static Shape shape(const tensor_type& x) { return shape_of(x); }
@@ -96,24 +99,25 @@ struct CpuBackend {
         return row_reduce(x, [&](std::size_t r, std::size_t cols) {
             const T* a = x.data() + r * cols;
             const T* b = y.data() + r * cols;
-            T sum = 0;
-            for (std::size_t c = 0; c < cols; ++c) sum += a[c] * b[c];
-            return sum;
+            accumulator_type sum = 0;
+            for (std::size_t c = 0; c < cols; ++c) sum += accumulator_type(a[c]) * b[c];
+            return static_cast<T>(sum);
         });
     }
     static tensor_type mean_square(const tensor_type& x) {
         return row_reduce(x, [&](std::size_t r, std::size_t cols) {
             const T* a = x.data() + r * cols;
-            T sum = 0;
-            for (std::size_t c = 0; c < cols; ++c) sum += a[c] * a[c];
-            return cols ? sum / static_cast<T>(cols) : T(0);
+            accumulator_type sum = 0;
+            for (std::size_t c = 0; c < cols; ++c) sum += accumulator_type(a[c]) * a[c];
+            return cols ? static_cast<T>(sum / static_cast<accumulator_type>(cols)) : T(0);
         });
     }
 
     static tensor_type mean_like(const tensor_type& x) {
         detail::require(x.size() > 0, "sda::CpuBackend::mean_like: empty tensor");
         // a fixed-order sum, as every reduction here
-        const T mean = std::accumulate(x.begin(), x.end(), T(0)) / static_cast<T>(x.size());
+        const auto mean = static_cast<T>(std::accumulate(x.begin(), x.end(), accumulator_type(0)) /
+                                         static_cast<accumulator_type>(x.size()));
         return xt::broadcast(mean, x.shape());
     }
 
