@@ -1,0 +1,74 @@
+// sda/nn/activation.hpp: point-wise activations and their derivatives.
+//
+// SiLU x sigma(x) (Elfwing et al., 2018), ReLU, GELU x Phi(x) in its exact erf
+// form (torch's default), ELU with alpha = 1. Chosen at run time (a
+// checkpoint's configuration names it); each is one vectorised Eigen pass.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <string_view>
+
+#include <Eigen/Core>
+#include <unsupported/Eigen/SpecialFunctions>  // erf, vectorised
+
+#include "sda/core/eigen.hpp"
+#include "sda/core/error.hpp"
+
+namespace sda::nn {
+
+enum class Activation { silu, relu, gelu, elu };
+
+inline std::string_view name_of(Activation a) {
+    switch (a) {
+        case Activation::silu: return "SiLU";
+        case Activation::relu: return "ReLU";
+        case Activation::gelu: return "GELU";
+        case Activation::elu: return "ELU";
+    }
+    return "?";
+}
+
+inline Activation activation_from_name(std::string_view name) {
+    for (Activation a : {Activation::silu, Activation::relu, Activation::gelu, Activation::elu})
+        if (name_of(a) == name) return a;
+    detail::fail("sda::nn: unknown activation \"", std::string(name), "\" (expected SiLU, ReLU, GELU or ELU)");
+}
+
+/// Z = f(A), element-wise (Z may alias A).
+template <class T>
+void activate(Activation a, const Eigen::Ref<const RowMatrix<T>>& A, Eigen::Ref<RowMatrix<T>> Z) {
+    const auto x = A.array();
+    switch (a) {
+        case Activation::silu: Z.array() = x * x.logistic(); break;
+        case Activation::relu: Z.array() = x.max(T(0)); break;
+        case Activation::gelu: Z.array() = T(0.5) * x * (T(1) + (x * T(M_SQRT1_2)).erf()); break;
+        case Activation::elu: Z.array() = (x > T(0)).select(x, x.exp() - T(1)); break;
+    }
+}
+
+/// dA = dZ * f'(A), element-wise (dA may alias dZ).
+template <class T>
+void activate_backward(Activation a, const Eigen::Ref<const RowMatrix<T>>& A, const Eigen::Ref<const RowMatrix<T>>& dZ,
+                       Eigen::Ref<RowMatrix<T>> dA) {
+    const auto x = A.array();
+    switch (a) {
+        case Activation::silu: {
+            // d/dx x s(x) = s(x) (1 + x (1 - s(x)))
+            const auto s = x.logistic();
+            dA.array() = dZ.array() * s * (T(1) + x * (T(1) - s));
+            break;
+        }
+        case Activation::relu: dA.array() = (x > T(0)).select(dZ.array(), T(0)); break;
+        case Activation::gelu: {
+            // Phi(x) + x phi(x)
+            const T inv_sqrt_2pi = T(0.3989422804014327);
+            dA.array() = dZ.array() * (T(0.5) * (T(1) + (x * T(M_SQRT1_2)).erf()) +
+                                       x * inv_sqrt_2pi * (T(-0.5) * x.square()).exp());
+            break;
+        }
+        case Activation::elu: dA.array() = dZ.array() * (x > T(0)).select(T(1), x.exp()); break;
+    }
+}
+
+}  // namespace sda::nn
