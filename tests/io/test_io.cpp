@@ -71,3 +71,112 @@ TEST_CASE("progress: plain lines at each tenth when the output is not a terminal
     CHECK(std::ftell(silent) == 0);
     std::fclose(silent);
 }
+
+// --- safetensors -----------------------------------------------------------------------
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "sda/io/hdf5.hpp"
+#include "sda/io/safetensors.hpp"
+
+namespace {
+
+/// Writes a safetensors file by hand: header JSON and raw data bytes.
+void write_raw(const fs::path& path, const std::string& header, const std::vector<char>& data, std::int64_t size_override = -1) {
+    std::ofstream out(path, std::ios::binary);
+    const std::uint64_t size = size_override >= 0 ? std::uint64_t(size_override) : header.size();
+    out.write(reinterpret_cast<const char*>(&size), 8);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+std::string load_error(const fs::path& path) {
+    try {
+        sda::io::SafetensorsFile file(path);
+    } catch (const sda::error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("safetensors: round trip of tensors and metadata") {
+    const fs::path path = scratch("weights.safetensors");
+    sda::io::SafetensorsWriter writer;
+    const std::vector<float> w = {1.f, -2.f, 3.5f, 0.f, 7.f, 8.f};
+    const std::vector<double> b = {0.25, -0.5};
+    writer.add<float>("layer.weight", w, {2, 3});
+    writer.add<double>("layer.bias", b, {2});
+    writer.metadata("sda.epoch", "3");
+    writer.write(path);
+    const sda::io::SafetensorsFile file(path);
+    CHECK(file.read<float>("layer.weight", {2, 3}) == w);
+    CHECK(file.read<double>("layer.bias", {2}) == b);
+    CHECK(file.metadata("sda.epoch") == "3");
+    CHECK_THROWS_WITH_AS(file.read<double>("layer.weight", {2, 3}),
+                         doctest::Contains("tensor layer.weight is F32, expected F64"), sda::error);
+    CHECK_THROWS_WITH_AS(file.read<float>("layer.weight", {3, 2}), doctest::Contains("has shape [2, 3], expected [3, 2]"),
+                         sda::error);
+    CHECK_THROWS_WITH_AS(file.read<float>("missing", {1}), doctest::Contains("no tensor \"missing\""), sda::error);
+    fs::remove_all(path.parent_path());
+}
+
+TEST_CASE("safetensors: truncated and hostile files are refused with a reason") {
+    const fs::path path = scratch("hostile.safetensors");
+    const std::vector<char> eight(8, 0);
+    const std::string good = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+    write_raw(path, good, eight);
+    CHECK(load_error(path).empty());
+
+    write_raw(path, good, std::vector<char>(4, 0));  // data cut short
+    CHECK(load_error(path).find("outside the 4-byte data section: truncated?") != std::string::npos);
+    write_raw(path, good, eight, 1 << 20);  // header length beyond the file
+    CHECK(load_error(path).find("exceeds the file") != std::string::npos);
+    write_raw(path, "{not json", eight);
+    CHECK(load_error(path).find("not valid JSON") != std::string::npos);
+    write_raw(path, R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", eight);
+    CHECK(load_error(path).find("needs 12 bytes") != std::string::npos);
+    write_raw(path, R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})",
+              std::vector<char>(6, 0));
+    CHECK(load_error(path).find("overlap") != std::string::npos);
+    write_raw(path, R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", eight);
+    CHECK(load_error(path).find("hole") != std::string::npos);
+    write_raw(path, R"({"a":{"dtype":"X9","shape":[1],"data_offsets":[0,8]}})", eight);
+    CHECK(load_error(path).find("unknown dtype") != std::string::npos);
+    write_raw(path, R"({"a":{"dtype":"F32","shape":"two","data_offsets":[0,8]}})", eight);
+    CHECK(load_error(path).find("malformed entry") != std::string::npos);
+    {
+        std::ofstream out(path, std::ios::binary);
+        out.write("abc", 3);
+    }
+    CHECK(load_error(path).find("shorter than its 8-byte header length") != std::string::npos);
+    CHECK(load_error(scratch("absent.safetensors")).find("cannot open") != std::string::npos);
+    fs::remove_all(path.parent_path());
+}
+
+TEST_CASE("hdf5: trajectories round trip, and bad files are refused") {
+    const fs::path path = scratch("train.h5");
+    sda::Tensor<float> x = sda::empty_tensor<float>({3, 5, 2});
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = 0.5f * float(i) - 3.f;
+    sda::io::write_trajectories(path, x);
+    CHECK(sda::io::read_trajectories(path) == x);
+    for (const auto& entry : fs::directory_iterator(path.parent_path()))
+        CHECK(entry.path().filename().string().find(".tmp") == std::string::npos);
+
+    CHECK_THROWS_WITH_AS(sda::io::read_trajectories(scratch("absent.h5")), doctest::Contains("no file"), sda::error);
+    {
+        std::ofstream out(scratch("text.h5"));
+        out << "not an HDF5 file";
+    }
+    CHECK_THROWS_WITH_AS(sda::io::read_trajectories(scratch("text.h5")), doctest::Contains("is not an HDF5 file"), sda::error);
+    // truncate a real file
+    const auto size = fs::file_size(path);
+    fs::copy_file(path, scratch("cut.h5"));
+    fs::resize_file(scratch("cut.h5"), size / 2);
+    CHECK_THROWS_AS(sda::io::read_trajectories(scratch("cut.h5")), sda::error);
+    CHECK_THROWS_AS(sda::io::write_trajectories(scratch("empty.h5"), sda::Tensor<float>(xt::zeros<float>({0, 3}))), sda::error);
+    fs::remove_all(path.parent_path());
+}

@@ -29,7 +29,7 @@ public:
             std::filesystem::create_directories(target_.parent_path(), ignored);
         }
         stream_.open(temporary_, mode | std::ios::out | std::ios::trunc);
-        detail::require(stream_.is_open(), "sda::AtomicFile: cannot open ", temporary_.string(), " for writing");
+        sda::detail::require(stream_.is_open(), "sda::AtomicFile: cannot open ", temporary_.string(), " for writing");
     }
     AtomicFile(const AtomicFile&) = delete;
     AtomicFile& operator=(const AtomicFile&) = delete;
@@ -46,11 +46,11 @@ public:
     /// Flushes, closes and renames the temporary file over the target.
     void commit() {
         stream_.flush();
-        detail::require(stream_.good(), "sda::AtomicFile: writing ", temporary_.string(), " failed");
+        sda::detail::require(stream_.good(), "sda::AtomicFile: writing ", temporary_.string(), " failed");
         stream_.close();
         std::error_code error;
         std::filesystem::rename(temporary_, target_, error);
-        detail::require(!error, "sda::AtomicFile: cannot rename ", temporary_.string(), " to ", target_.string(), ": ",
+        sda::detail::require(!error, "sda::AtomicFile: cannot rename ", temporary_.string(), " to ", target_.string(), ": ",
                         error.message());
         committed_ = true;
     }

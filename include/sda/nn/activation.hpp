@@ -32,7 +32,7 @@ inline std::string_view name_of(Activation a) {
 inline Activation activation_from_name(std::string_view name) {
     for (Activation a : {Activation::silu, Activation::relu, Activation::gelu, Activation::elu})
         if (name_of(a) == name) return a;
-    detail::fail("sda::nn: unknown activation \"", std::string(name), "\" (expected SiLU, ReLU, GELU or ELU)");
+    sda::detail::fail("sda::nn: unknown activation \"", std::string(name), "\" (expected SiLU, ReLU, GELU or ELU)");
 }
 
 /// Z = f(A), element-wise (Z may alias A).

@@ -29,7 +29,7 @@ public:
     /// Appends a zero tensor; returns its offset in the flat buffer.
     std::size_t add(std::string name, Shape shape) {
         for (const auto& info : infos_)
-            detail::require(info.name != name, "sda::nn::ParameterSet: duplicate parameter name ", name);
+            sda::detail::require(info.name != name, "sda::nn::ParameterSet: duplicate parameter name ", name);
         const std::size_t size = element_count(shape), offset = values_.size();
         infos_.push_back({std::move(name), std::move(shape), offset, size});
         values_.resize(offset + size, T(0));
@@ -47,7 +47,7 @@ public:
     const ParameterInfo& find(const std::string& name) const {
         for (const auto& info : infos_)
             if (info.name == name) return info;
-        detail::fail("sda::nn::ParameterSet: no parameter named ", name);
+        sda::detail::fail("sda::nn::ParameterSet: no parameter named ", name);
     }
 
     /// Fills entry `info` with U(-bound, bound) draws, one draw of `gen`.

@@ -57,13 +57,13 @@ public:
     ResMLP(ParameterSet<T>& params, const std::string& name, std::size_t in, std::size_t out,
            const std::vector<std::size_t>& hidden, Activation activation, LayerNorm<T> norm)
         : in_(in), out_(out), activation_(activation), norm_(norm) {
-        detail::require(in > 0 && out > 0, "sda::nn::ResMLP: in and out features must be positive");
+        sda::detail::require(in > 0 && out > 0, "sda::nn::ResMLP: in and out features must be positive");
         std::vector<std::size_t> widths{in};
         widths.insert(widths.end(), hidden.begin(), hidden.end());
         widths.push_back(out);
         std::size_t position = 0;
         for (std::size_t k = 0; k + 1 < widths.size(); ++k) {
-            detail::require(widths[k + 1] > 1, "sda::nn::ResMLP: widths must exceed 1 (LayerNorm)");
+            sda::detail::require(widths[k + 1] > 1, "sda::nn::ResMLP: widths must exceed 1 (LayerNorm)");
             Block block;
             block.width = widths[k + 1];
             if (widths[k] != widths[k + 1]) {
@@ -108,7 +108,7 @@ public:
                  bool keep_input = false) const {
         const Eigen::Index n = X.rows();
         const auto tail_size = static_cast<Eigen::Index>(in_) - X.cols();
-        detail::require(tail_size == 0 || (tail_size > 0 && tail != nullptr), "sda::nn::ResMLP: input has ",
+        sda::detail::require(tail_size == 0 || (tail_size > 0 && tail != nullptr), "sda::nn::ResMLP: input has ",
                         X.cols(), " columns and no tail, expected ", in_);
         if (cache) {
             cache->blocks.resize(blocks_.size());
@@ -163,7 +163,7 @@ public:
     /// first_column + columns) into `dX` (if not null).
     void backward(const T* p, const Cache& cache, const ConstRef& dY, T* g, RowMatrix<T>* dX, Eigen::Index first_column,
                   Eigen::Index columns) const {
-        detail::require(!g || cache.input.cols() == static_cast<Eigen::Index>(in_),
+        sda::detail::require(!g || cache.input.cols() == static_cast<Eigen::Index>(in_),
                         "sda::nn::ResMLP::backward: parameter gradients need a forward pass that kept its input");
         const Eigen::Index n = dY.rows();
         RowMatrix<T> dh = dY, act, d_act, d_pre;

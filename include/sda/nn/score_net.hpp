@@ -43,9 +43,9 @@ struct ScoreNetConfig {
     std::size_t linearize_cache_bytes = std::size_t(1) << 30;  ///< above this, linearize recomputes instead of caching
 
     void validate() const {
-        detail::require(!event.empty() && element_count(event) > 1, "sda::nn::ScoreNetConfig: event ",
+        sda::detail::require(!event.empty() && element_count(event) > 1, "sda::nn::ScoreNetConfig: event ",
                         format_shape(event), " must hold at least 2 entries");
-        detail::require(embedding >= 1 && width >= 2 && frequencies >= 1 && embedding_hidden >= 1,
+        sda::detail::require(embedding >= 1 && width >= 2 && frequencies >= 1 && embedding_hidden >= 1,
                         "sda::nn::ScoreNetConfig: embedding, width, frequencies and embedding_hidden must be positive "
                         "(width >= 2)");
     }
@@ -71,7 +71,7 @@ struct ScoreNetConfig {
             c.validate();
             return c;
         } catch (const nlohmann::json::exception& e) {
-            detail::fail("sda::nn::ScoreNetConfig: invalid configuration: ", e.what());
+            sda::detail::fail("sda::nn::ScoreNetConfig: invalid configuration: ", e.what());
         }
     }
     bool operator==(const ScoreNetConfig& other) const { return to_json() == other.to_json(); }
@@ -147,7 +147,7 @@ public:
     /// eps(x_b, t_b) with one time per sample.
     tensor_type forward(const tensor_type& x, std::span<const double> t) const {
         const std::size_t batch = check_input(x, "input");
-        detail::require(t.size() == batch, "sda::nn::ScoreNet::forward: ", t.size(), " times for ", batch, " samples");
+        sda::detail::require(t.size() == batch, "sda::nn::ScoreNet::forward: ", t.size(), " times for ", batch, " samples");
         tensor_type out = empty_tensor<T>(shape_of(x));
         for_chunks(batch, inference_chunk, [&](std::size_t begin, std::size_t end) {
             const RowMatrix<T> input = joint_input(x, t, begin, end, nullptr);
@@ -163,7 +163,7 @@ public:
     template <class Loss>
     double accumulate_gradient(const tensor_type& x, std::span<const double> t, Loss&& loss, std::span<T> grad) const {
         const std::size_t batch = check_input(x, "input");
-        detail::require(t.size() == batch && grad.size() == params_.size(),
+        sda::detail::require(t.size() == batch && grad.size() == params_.size(),
                         "sda::nn::ScoreNet::accumulate_gradient: ", t.size(), " times and ", grad.size(),
                         " gradient entries for ", batch, " samples and ", params_.size(), " parameters");
         const std::size_t chunks = (batch + training_chunk - 1) / training_chunk;
@@ -219,7 +219,7 @@ private:
             return eps_;
         }
         tensor_type vjp(const tensor_type& v) const {
-            detail::check_shape(shape_of(v), shape_of(eps_), "sda::nn::ScoreNet::vjp: cotangent");
+            sda::detail::check_shape(shape_of(v), shape_of(eps_), "sda::nn::ScoreNet::vjp: cotangent");
             tensor_type out = empty_tensor<T>(shape_of(v));
             const auto features = static_cast<Eigen::Index>(net_->features_);
             net_->for_chunks(batch_, inference_chunk, [&](std::size_t begin, std::size_t end) {
@@ -253,7 +253,7 @@ private:
     };
 
     std::size_t check_input(const tensor_type& x, const char* what) const {
-        detail::check_batch(x, config_.event, std::string("sda::nn::ScoreNet: ") + what);
+        sda::detail::check_batch(x, config_.event, std::string("sda::nn::ScoreNet: ") + what);
         return x.shape()[0];
     }
 

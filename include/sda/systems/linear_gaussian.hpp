@@ -30,10 +30,10 @@ public:
     LinearGaussianChain(Eigen::MatrixXd F, Eigen::MatrixXd Q, Eigen::VectorXd mean0, Eigen::MatrixXd cov0)
         : F_(std::move(F)), Q_(std::move(Q)), mean0_(std::move(mean0)), cov0_(std::move(cov0)) {
         const auto d = F_.rows();
-        detail::require(d > 0 && F_.cols() == d && Q_.rows() == d && Q_.cols() == d && mean0_.size() == d &&
+        sda::detail::require(d > 0 && F_.cols() == d && Q_.rows() == d && Q_.cols() == d && mean0_.size() == d &&
                             cov0_.rows() == d && cov0_.cols() == d,
                         "sda::systems::LinearGaussianChain: F, Q, mean0 and cov0 must share one dimension");
-        detail::require(F_.allFinite() && Q_.allFinite() && mean0_.allFinite() && cov0_.allFinite(),
+        sda::detail::require(F_.allFinite() && Q_.allFinite() && mean0_.allFinite() && cov0_.allFinite(),
                         "sda::systems::LinearGaussianChain: a non-finite entry in F, Q, mean0 or cov0");
     }
 
@@ -46,7 +46,7 @@ public:
             for (Eigen::Index j = 0; j < d; ++j) kron.block(i * d, j * d, d, d) = F(i, j) * F;
         const Eigen::MatrixXd system = Eigen::MatrixXd::Identity(d * d, d * d) - kron;
         Eigen::FullPivLU<Eigen::MatrixXd> lu(system);
-        detail::require(lu.isInvertible(), "sda::systems::LinearGaussianChain: F has no stationary law");
+        sda::detail::require(lu.isInvertible(), "sda::systems::LinearGaussianChain: F has no stationary law");
         const Eigen::VectorXd p = lu.solve(Eigen::Map<const Eigen::VectorXd>(Q.data(), d * d));
         Eigen::MatrixXd P = Eigen::Map<const Eigen::MatrixXd>(p.data(), d, d);
         P = 0.5 * (P + P.transpose()).eval();
@@ -85,7 +85,7 @@ public:
     /// Mean (n d) and covariance (n d x n d) of (x_1, ..., x_n), state-major:
     /// m_{i+1} = F m_i, P_{i+1,i+1} = F P_ii F^T + Q, Cov(x_j, x_i) = F^{j-i} P_ii for j > i.
     std::pair<Eigen::VectorXd, Eigen::MatrixXd> joint_law(std::size_t n) const {
-        detail::require(n >= 1, "sda::systems::LinearGaussianChain::joint_law: n must be >= 1");
+        sda::detail::require(n >= 1, "sda::systems::LinearGaussianChain::joint_law: n must be >= 1");
         const auto d = F_.rows();
         const auto N = static_cast<Eigen::Index>(n) * d;
         Eigen::VectorXd mean(N);
@@ -109,11 +109,11 @@ public:
     /// `batch` trajectories of `length` states, shape [batch, length, d].
     template <class T = double>
     Tensor<T> simulate(std::size_t batch, std::size_t length, Generator& gen) const {
-        detail::require(batch >= 1 && length >= 1, "sda::systems::LinearGaussianChain::simulate: batch and "
+        sda::detail::require(batch >= 1 && length >= 1, "sda::systems::LinearGaussianChain::simulate: batch and "
                         "length must be >= 1, got ", batch, " and ", length);
         const auto d = F_.rows();
         const Eigen::LLT<Eigen::MatrixXd> llt0(cov0_), lltQ(Q_);
-        detail::require(llt0.info() == Eigen::Success && lltQ.info() == Eigen::Success,
+        sda::detail::require(llt0.info() == Eigen::Success && lltQ.info() == Eigen::Success,
                         "sda::systems::LinearGaussianChain::simulate: cov0 and Q must be positive definite");
         const Eigen::MatrixXd chol0 = llt0.matrixL(), cholQ = lltQ.matrixL();
         Tensor<double> noise = empty_tensor<double>({batch, length, dim()});

@@ -1,0 +1,107 @@
+// sda/io/hdf5.hpp: trajectories in HDF5, the layout of the paper's code: one
+// float32 dataset "x" of shape [N, L, D...] per file (train.h5, valid.h5, test.h5).
+//
+// Opt-in: include this header and link HDF5 (the CMake target `sda::hdf5`).
+// Writes go to a temporary file renamed into place; reads check that the file
+// is HDF5, holds "x", and that "x" is floating point of rank >= 2, and throw
+// `sda::error` otherwise (HDF5's own error printing is silenced).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <hdf5.h>
+
+#include "sda/core/error.hpp"
+#include "sda/core/tensor.hpp"
+
+namespace sda::io {
+
+namespace detail {
+
+/// Closes an HDF5 identifier with the matching function.
+class H5Handle {
+public:
+    H5Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+    H5Handle(const H5Handle&) = delete;
+    H5Handle& operator=(const H5Handle&) = delete;
+    ~H5Handle() {
+        if (id_ >= 0) close_(id_);
+    }
+    hid_t get() const { return id_; }
+    bool valid() const { return id_ >= 0; }
+
+private:
+    hid_t id_;
+    herr_t (*close_)(hid_t);
+};
+
+/// Silences HDF5's automatic error printing while alive.
+class H5Quiet {
+public:
+    H5Quiet() {
+        H5Eget_auto2(H5E_DEFAULT, &function_, &data_);
+        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    }
+    ~H5Quiet() { H5Eset_auto2(H5E_DEFAULT, function_, data_); }
+
+private:
+    H5E_auto2_t function_ = nullptr;
+    void* data_ = nullptr;
+};
+
+}  // namespace detail
+
+/// Writes `x` ([N, L, D...]) as the float32 dataset "x" of a new HDF5 file at `path`.
+inline void write_trajectories(const std::filesystem::path& path, const Tensor<float>& x) {
+    sda::detail::require(x.dimension() >= 2 && x.size() > 0, "sda::io::write_trajectories: ", path.string(),
+                         ": need a non-empty [N, L, ...] tensor, got shape ", format_shape(shape_of(x)));
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+    const std::filesystem::path temporary = path.string() + ".tmp.h5";
+    const detail::H5Quiet quiet;
+    {
+        const detail::H5Handle file(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+        sda::detail::require(file.valid(), "sda::io::write_trajectories: cannot create ", temporary.string());
+        const std::vector<hsize_t> dims(x.shape().begin(), x.shape().end());
+        const detail::H5Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+        const detail::H5Handle dataset(
+            H5Dcreate2(file.get(), "x", H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+        const bool written = dataset.valid() &&
+                             H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()) >= 0;
+        if (!written) {
+            std::filesystem::remove(temporary);
+            sda::detail::fail("sda::io::write_trajectories: writing ", temporary.string(), " failed");
+        }
+    }
+    std::filesystem::rename(temporary, path);
+}
+
+/// Reads the dataset "x" of an HDF5 file as float32 [N, L, D...].
+inline Tensor<float> read_trajectories(const std::filesystem::path& path) {
+    const std::string name = path.string();
+    sda::detail::require(std::filesystem::is_regular_file(path), "sda::io::read_trajectories: no file ", name);
+    const detail::H5Quiet quiet;
+    sda::detail::require(H5Fis_hdf5(name.c_str()) > 0, "sda::io::read_trajectories: ", name, " is not an HDF5 file");
+    const detail::H5Handle file(H5Fopen(name.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    sda::detail::require(file.valid(), "sda::io::read_trajectories: cannot open ", name, " (truncated?)");
+    sda::detail::require(H5Lexists(file.get(), "x", H5P_DEFAULT) > 0, "sda::io::read_trajectories: ", name,
+                         " has no dataset \"x\"");
+    const detail::H5Handle dataset(H5Dopen2(file.get(), "x", H5P_DEFAULT), H5Dclose);
+    sda::detail::require(dataset.valid(), "sda::io::read_trajectories: ", name, ": \"x\" is not a dataset");
+    const detail::H5Handle type(H5Dget_type(dataset.get()), H5Tclose);
+    sda::detail::require(H5Tget_class(type.get()) == H5T_FLOAT, "sda::io::read_trajectories: ", name,
+                         ": \"x\" is not floating point");
+    const detail::H5Handle space(H5Dget_space(dataset.get()), H5Sclose);
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    sda::detail::require(rank >= 2 && rank <= 8, "sda::io::read_trajectories: ", name, ": \"x\" has rank ", rank,
+                         ", expected [N, L, ...]");
+    std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+    Tensor<float> x = empty_tensor<float>(Shape(dims.begin(), dims.end()));
+    sda::detail::require(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()) >= 0,
+                         "sda::io::read_trajectories: ", name, ": reading \"x\" failed (truncated?)");
+    return x;
+}
+
+}  // namespace sda::io

@@ -1,0 +1,103 @@
+// sda/train/adamw.hpp: AdamW with torch.optim.AdamW's semantics (Loshchilov &
+// Hutter, "Decoupled weight decay regularization", ICLR 2019).
+//
+// Per step k (from 1), with the operations in the order of torch's
+// single-tensor implementation:
+//   p <- p (1 - lr wd)                      decoupled weight decay
+//   m <- m + (1 - b1) (g - m),  v <- b2 v + (1 - b2) g^2
+//   p <- p - (lr / (1 - b1^k)) m / (sqrt(v) / sqrt(1 - b2^k) + eps)
+// On one flat parameter buffer, in parallel chunks (element-wise, so the
+// result does not depend on the thread count).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "sda/core/check.hpp"
+#include "sda/core/error.hpp"
+
+namespace sda::train {
+
+struct AdamWOptions {
+    double lr = 1e-3;
+    double beta1 = 0.9, beta2 = 0.999;
+    double eps = 1e-8;
+    double weight_decay = 1e-2;  ///< torch's default; the paper uses 1e-3
+
+    void validate() const {
+        sda::detail::check_positive(lr, "sda::train::AdamW: lr");
+        sda::detail::require(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1,
+                        "sda::train::AdamW: betas must lie in [0, 1), got ", beta1, " and ", beta2);
+        sda::detail::check_positive(eps, "sda::train::AdamW: eps");
+        sda::detail::check_non_negative(weight_decay, "sda::train::AdamW: weight_decay");
+    }
+};
+
+template <class T>
+class AdamW {
+public:
+    AdamW(std::size_t parameters, AdamWOptions options)
+        : options_(options), exp_avg_(parameters, T(0)), exp_avg_sq_(parameters, T(0)) {
+        options_.validate();
+    }
+
+    const AdamWOptions& options() const { return options_; }
+    std::uint64_t steps() const { return steps_; }
+    std::vector<T>& exp_avg() { return exp_avg_; }
+    std::vector<T>& exp_avg_sq() { return exp_avg_sq_; }
+    const std::vector<T>& exp_avg() const { return exp_avg_; }
+    const std::vector<T>& exp_avg_sq() const { return exp_avg_sq_; }
+    void set_steps(std::uint64_t steps) { steps_ = steps; }
+
+    /// One update of `params` with `grad`, at learning rate `lr` (the scheduled one).
+    void step(std::span<T> params, std::span<const T> grad, double lr) {
+        sda::detail::require(params.size() == exp_avg_.size() && grad.size() == exp_avg_.size(),
+                        "sda::train::AdamW::step: ", params.size(), " parameters and ", grad.size(),
+                        " gradients for an optimiser of ", exp_avg_.size());
+        ++steps_;
+        const double k = static_cast<double>(steps_);
+        const T decay = static_cast<T>(1.0 - lr * options_.weight_decay);
+        const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2);
+        const T step_size = static_cast<T>(lr / (1.0 - std::pow(options_.beta1, k)));
+        const T correction2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(options_.beta2, k)));
+        const T eps = static_cast<T>(options_.eps);
+        T* p = params.data();
+        const T* g = grad.data();
+        T* m = exp_avg_.data();
+        T* v = exp_avg_sq_.data();
+        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, params.size(), 1 << 14), [&](const auto& r) {
+            for (std::size_t i = r.begin(); i < r.end(); ++i) {
+                p[i] *= decay;
+                m[i] += (T(1) - b1) * (g[i] - m[i]);
+                v[i] = v[i] * b2 + (T(1) - b2) * g[i] * g[i];
+                p[i] -= step_size * m[i] / (std::sqrt(v[i]) / correction2_sqrt + eps);
+            }
+        });
+    }
+
+private:
+    AdamWOptions options_;
+    std::vector<T> exp_avg_, exp_avg_sq_;
+    std::uint64_t steps_ = 0;
+};
+
+/// torch.nn.utils.clip_grad_norm_: scales `grad` so its 2-norm is at most
+/// `max_norm` (coefficient max_norm / (norm + 1e-6)); returns the norm before.
+template <class T>
+double clip_grad_norm(std::span<T> grad, double max_norm) {
+    sda::detail::check_positive(max_norm, "sda::train::clip_grad_norm: max_norm");
+    double squares = 0;
+    for (T value : grad) squares += double(value) * double(value);
+    const double norm = std::sqrt(squares), coefficient = max_norm / (norm + 1e-6);
+    if (coefficient < 1.0)
+        for (T& value : grad) value = static_cast<T>(value * coefficient);
+    return norm;
+}
+
+}  // namespace sda::train

@@ -1,0 +1,52 @@
+// Tests of sda/systems/lorenz63.hpp against properties with exact answers.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <numbers>
+
+#include <tbb/task_arena.h>
+
+#include "sda/systems/lorenz63.hpp"
+
+using sda::systems::Lorenz63;
+
+TEST_CASE("lorenz63: RK4 has local error of order dt^5") {
+    // against 4096 RK4 sub-steps of the same interval
+    const Lorenz63::State x0(1.0, 2.0, 20.0);
+    auto error = [&](double dt) {
+        Lorenz63 coarse{.dt = dt}, fine{.dt = dt / 4096};
+        Lorenz63::State y = x0;
+        for (int i = 0; i < 4096; ++i) y = fine.rk4(y);
+        return (coarse.rk4(x0) - y).norm();
+    };
+    const double ratio = error(0.02) / error(0.01);
+    CHECK(ratio > 24.0);  // 2^5 = 32 asymptotically
+    CHECK(ratio < 40.0);
+}
+
+TEST_CASE("lorenz63: simulated transitions have the exact mean log-density") {
+    // log N(x' | rk4(x), dt I) with x' = rk4(x) + sqrt(dt) z is -|z|^2 / 2 - 1.5 log(2 pi dt):
+    // mean -1.5 - 1.5 log(2 pi dt), variance 3/2 per transition.
+    const Lorenz63 system;
+    sda::Generator gen(21);
+    const auto x = system.simulate(64, 100, 200, gen);
+    CHECK(x.shape()[0] == 64);
+    CHECK(x.shape()[1] == 200);
+    const double expected = -1.5 - 1.5 * std::log(2.0 * std::numbers::pi * system.dt);
+    const double se = std::sqrt(1.5 / (64.0 * 199.0));
+    CHECK(std::abs(system.mean_log_transition(x) - expected) < 4.5 * se);
+}
+
+TEST_CASE("lorenz63: simulation does not depend on the thread count; standardisation inverts") {
+    const Lorenz63 system;
+    sda::Generator a(22), b(22);
+    sda::Tensor<double> one, two;
+    tbb::task_arena(1).execute([&] { one = system.simulate(16, 10, 20, a); });
+    tbb::task_arena(2).execute([&] { two = system.simulate(16, 10, 20, b); });
+    CHECK(one == two);
+    const auto z = Lorenz63::standardise<float>(one);
+    const auto back = Lorenz63::unstandardise(z);
+    CHECK(xt::allclose(back, one, 1e-5, 1e-4));
+    CHECK(z(0, 0, 2) == doctest::Approx((one(0, 0, 2) - 25.0) / 8.6).epsilon(1e-6));
+    CHECK_THROWS_AS(Lorenz63::standardise<float>(sda::Tensor<double>(xt::zeros<double>({2, 4}))), sda::error);
+}

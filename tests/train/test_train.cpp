@@ -1,0 +1,246 @@
+// Tests of sda/train: the optimiser, schedules, data, loss, checkpoints and
+// the training loop's exact resumption.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <stdexcept>
+#include <vector>
+
+#include "sda/nn/score_net.hpp"
+#include "sda/schedule/vp.hpp"
+#include "sda/train/adamw.hpp"
+#include "sda/train/checkpoint.hpp"
+#include "sda/train/fit.hpp"
+#include "sda/train/loss.hpp"
+#include "sda/train/lr_schedule.hpp"
+#include "sda/train/windows.hpp"
+#include "support/stats.hpp"
+
+namespace fs = std::filesystem;
+namespace nn = sda::nn;
+namespace train = sda::train;
+using sda::Tensor;
+
+namespace {
+
+nn::ScoreNetConfig tiny_config() {
+    nn::ScoreNetConfig c;
+    c.event = {3, 2};
+    c.embedding = 4, c.width = 8, c.depth = 2, c.frequencies = 3, c.embedding_hidden = 6;
+    return c;
+}
+
+fs::path scratch(const std::string& name) {
+    const fs::path dir = fs::temp_directory_path() / ("sda_test_train_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    return dir / name;
+}
+
+}  // namespace
+
+TEST_CASE("learning-rate schedules: the paper's LambdaLR factors") {
+    using train::LrSchedule;
+    CHECK(train::lr_factor(LrSchedule::linear, 0, 10) == 1.0);
+    CHECK(train::lr_factor(LrSchedule::linear, 5, 10) == doctest::Approx(0.5));
+    CHECK(train::lr_factor(LrSchedule::cosine, 5, 10) == doctest::Approx(0.5));
+    CHECK(train::lr_factor(LrSchedule::cosine, 10, 10) == doctest::Approx(0.0));
+    CHECK(train::lr_factor(LrSchedule::exponential, 10, 10) == doctest::Approx(std::exp(-7.0)));
+    CHECK(train::lr_factor(LrSchedule::constant, 7, 10) == 1.0);
+    CHECK(train::lr_schedule_from_name("cosine") == LrSchedule::cosine);
+    CHECK_THROWS_AS(train::lr_schedule_from_name("step"), sda::error);
+}
+
+TEST_CASE("AdamW: torch.optim.AdamW's update, step by step") {
+    // The algorithm as documented for torch.optim.AdamW, in double, is the oracle:
+    // theta <- theta - lr wd theta; m, v <- moments; theta <- theta - lr m_hat / (sqrt(v_hat) + eps).
+    const train::AdamWOptions options{.lr = 1e-2, .beta1 = 0.8, .beta2 = 0.95, .eps = 1e-6, .weight_decay = 0.1};
+    std::vector<float> params = {0.5f, -1.0f, 2.0f, 0.0f};
+    std::vector<double> theta(params.begin(), params.end()), m(4, 0.0), v(4, 0.0);
+    train::AdamW<float> adamw(4, options);
+    for (int k = 1; k <= 5; ++k) {
+        const std::vector<float> g = {0.3f * k, -0.2f, 1.0f / k, k % 2 ? 0.5f : -0.5f};
+        const double lr = options.lr * (1.0 - 0.1 * k);  // a scheduled rate
+        adamw.step(params, g, lr);
+        for (std::size_t i = 0; i < 4; ++i) {
+            theta[i] -= lr * options.weight_decay * theta[i];
+            m[i] = options.beta1 * m[i] + (1 - options.beta1) * g[i];
+            v[i] = options.beta2 * v[i] + (1 - options.beta2) * double(g[i]) * g[i];
+            const double m_hat = m[i] / (1 - std::pow(options.beta1, k)), v_hat = v[i] / (1 - std::pow(options.beta2, k));
+            theta[i] -= lr * m_hat / (std::sqrt(v_hat) + options.eps);
+        }
+    }
+    for (std::size_t i = 0; i < 4; ++i) CHECK(params[i] == doctest::Approx(theta[i]).epsilon(1e-5));
+    CHECK(adamw.steps() == 5);
+    CHECK_THROWS_AS(train::AdamW<float>(4, {.lr = -1.0}), sda::error);
+    CHECK_THROWS_AS(adamw.step(params, std::vector<float>(3), 1e-3), sda::error);
+}
+
+TEST_CASE("gradient clipping: torch's clip_grad_norm_") {
+    std::vector<double> g = {3.0, 4.0};
+    CHECK(train::clip_grad_norm<double>(g, 1.0) == doctest::Approx(5.0));
+    CHECK(g[0] == doctest::Approx(0.6 * 5.0 / (5.0 + 1e-6)));
+    std::vector<double> small = {0.1, 0.1};
+    train::clip_grad_norm<double>(small, 1.0);
+    CHECK(small[0] == 0.1);
+}
+
+TEST_CASE("permutation: every order, uniformly") {
+    sda::Generator gen(8);
+    const auto p = train::permutation(1000, gen);
+    std::vector<std::size_t> sorted = p;
+    std::sort(sorted.begin(), sorted.end());
+    for (std::size_t i = 0; i < 1000; ++i) REQUIRE(sorted[i] == i);
+    // where element 0 lands, over 30000 shuffles of 6: chi-square with 5 dof at level 1e-3
+    std::vector<double> counts(6, 0.0);
+    for (int r = 0; r < 30000; ++r) {
+        const auto q = train::permutation(6, gen);
+        counts[static_cast<std::size_t>(std::find(q.begin(), q.end(), 0) - q.begin())] += 1;
+    }
+    double chi2 = 0;
+    for (double c : counts) chi2 += (c - 5000.0) * (c - 5000.0) / 5000.0;
+    CHECK(chi2 < sda::test::chi2_quantile(5, 1e-3));
+}
+
+TEST_CASE("window dataset: windows cut on the fly") {
+    Tensor<float> x = sda::empty_tensor<float>({2, 6, 3});
+    std::iota(x.begin(), x.end(), 0.f);
+    const train::WindowDataset<float> data(x, 5);
+    CHECK(data.size() == 4);
+    CHECK(data.event_shape() == sda::Shape{5, 3});
+    const std::vector<std::size_t> idx = {3, 0};
+    const Tensor<float> b = data.batch(idx);
+    CHECK(b(0, 0, 0) == x(1, 1, 0));  // window 3 = trajectory 1, start 1
+    CHECK(b(0, 4, 2) == x(1, 5, 2));
+    CHECK(b(1, 2, 1) == x(0, 2, 1));
+    CHECK_THROWS_AS(train::WindowDataset<float>(x, 7), sda::error);
+    const std::vector<std::size_t> bad = {4};
+    CHECK_THROWS_AS(data.batch(bad), sda::error);
+}
+
+TEST_CASE("denoising loss: value and gradient, with and without weights") {
+    sda::Generator gen(9);
+    nn::ScoreNet<sda::VPCosine, double> net(sda::VPCosine{}, tiny_config(), gen);
+    const Tensor<double> x = sda::CpuBackend<double>::normal({5, 3, 2}, gen);
+    const std::vector<double> weights = {1.0, 2.0, 0.5, 0.0, 1.5};
+    for (bool weighted : {false, true}) {
+        const sda::Generator start = gen;
+        std::vector<double> grad(net.parameters().size(), 0.0);
+        sda::Generator a = start;
+        const double value = train::denoising_loss_gradient(net, x, a, std::span<double>(grad),
+                                                            weighted ? std::span<const double>(weights) : std::span<const double>{});
+        // the same noise through the forward pass: the loss as a function of the parameters
+        auto loss = [&] {
+            sda::Generator b = start;
+            const auto noised = train::noise_batch(net.schedule(), x, b);
+            const Tensor<double> eps = net.forward(noised.xt, noised.t);
+            double total = 0, wsum = 0;
+            for (std::size_t s = 0; s < 5; ++s) {
+                const double w = weighted ? weights[s] : 1.0;
+                for (std::size_t i = 0; i < 6; ++i) total += w * std::pow(eps.data()[s * 6 + i] - noised.z.data()[s * 6 + i], 2);
+                wsum += w;
+            }
+            return total / (6.0 * wsum);
+        };
+        CHECK(value == doctest::Approx(loss()).epsilon(1e-12));
+        if (!weighted) {
+            sda::Generator c = start;
+            CHECK(train::denoising_loss(net, x, c) == doctest::Approx(value).epsilon(1e-12));
+        }
+        auto& values = net.parameters().values();
+        double worst = 0, scale = 1e-300;
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            const double keep = values[i];
+            values[i] = keep + 1e-6;
+            const double up = loss();
+            values[i] = keep - 1e-6;
+            const double down = loss();
+            values[i] = keep;
+            worst = std::max(worst, std::abs(grad[i] - (up - down) / 2e-6));
+            scale = std::max(scale, std::abs(grad[i]));
+        }
+        CHECK(worst / scale < 1e-6);
+    }
+}
+
+TEST_CASE("checkpoints: weights, moments and state round trip; a wrong architecture is refused") {
+    sda::Generator gen(10);
+    const nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, tiny_config(), gen);
+    train::AdamW<float> adamw(net.parameters().size(), {});
+    std::vector<float> g(net.parameters().size(), 0.1f);
+    std::vector<float> params = net.parameters().values();
+    adamw.step(params, g, 1e-3);
+    const train::TrainingState state{3, 10, 42, {{1, 0.5, 0.6, 1e-3, 2.0}, {2, 0.4, 0.5, 9e-4, 2.1}}};
+    const fs::path path = scratch("checkpoint.safetensors");
+    train::save_checkpoint(path, net, &adamw, &state);
+
+    nn::ScoreNet<sda::VPCosine> loaded(sda::VPCosine{}, tiny_config());
+    train::AdamW<float> adamw2(loaded.parameters().size(), {});
+    train::TrainingState state2;
+    train::load_checkpoint(path, loaded, adamw2, state2);
+    CHECK(loaded.parameters().values() == net.parameters().values());
+    CHECK(adamw2.exp_avg() == adamw.exp_avg());
+    CHECK(adamw2.exp_avg_sq() == adamw.exp_avg_sq());
+    CHECK(adamw2.steps() == 1);
+    CHECK(state2.epoch == 3);
+    CHECK(state2.draws == 42);
+    CHECK(state2.history.size() == 2);
+    CHECK(state2.history[1].valid_loss == 0.5);
+
+    nn::ScoreNetConfig other = tiny_config();
+    other.width = 16;
+    nn::ScoreNet<sda::VPCosine> wrong(sda::VPCosine{}, other);
+    CHECK_THROWS_WITH_AS(train::load_weights(path, wrong), doctest::Contains("was written for the architecture"), sda::error);
+    fs::remove_all(path.parent_path());
+}
+
+TEST_CASE("fit: an interrupted run resumes exactly as if never stopped") {
+    sda::Generator data_gen(11);
+    const Tensor<float> trajectories = sda::CpuBackend<float>::normal({6, 12, 2}, data_gen);
+    const train::WindowDataset<float> train_set(trajectories, 3), valid_set(trajectories, 3);
+    train::FitOptions options;
+    options.epochs = 4, options.epoch_size = 40, options.batch_size = 8, options.valid_size = 16;
+    options.progress = false;
+
+    auto fresh = [] {
+        sda::Generator init(12);
+        return nn::ScoreNet<sda::VPCosine>(sda::VPCosine{}, tiny_config(), init);
+    };
+    // straight through
+    auto straight = fresh();
+    sda::Generator gen_a(13);
+    const auto a = train::fit(straight, train_set, valid_set, options, gen_a);
+    REQUIRE(a.history.size() == 4);
+
+    // stopped after epoch 2 (its checkpoint written), then run again
+    const fs::path path = scratch("resume.safetensors");
+    options.checkpoint = path;
+    auto interrupted = fresh();
+    struct Stop {
+        void on_epoch(const train::EpochStats& s) {
+            if (s.epoch == 2) throw std::runtime_error("interrupted");
+        }
+    };
+    sda::Generator gen_b(13);
+    CHECK_THROWS_AS(train::fit(interrupted, train_set, valid_set, options, gen_b, Stop{}), std::runtime_error);
+    auto resumed = fresh();  // a new process: fresh weights, fresh generator
+    sda::Generator gen_c(13);
+    const auto c = train::fit(resumed, train_set, valid_set, options, gen_c);
+    CHECK(c.resumed_from == 2);
+    CHECK(resumed.parameters().values() == straight.parameters().values());
+    REQUIRE(c.history.size() == 4);
+    for (std::size_t e = 0; e < 4; ++e) {
+        CHECK(c.history[e].train_loss == a.history[e].train_loss);
+        CHECK(c.history[e].valid_loss == a.history[e].valid_loss);
+    }
+    // a different seed may not resume someone else's run
+    sda::Generator other(14);
+    auto third = fresh();
+    CHECK_THROWS_WITH_AS(train::fit(third, train_set, valid_set, options, other), doctest::Contains("trained with seed 13"),
+                         sda::error);
+    // training lowers the loss on this data
+    CHECK(a.history.back().train_loss < a.history.front().train_loss);
+    fs::remove_all(path.parent_path());
+}
