@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
 #include "sda/backend/cpu.hpp"
@@ -166,14 +167,18 @@ public:
         sda::detail::require(t.size() == batch && grad.size() == params_.size(),
                         "sda::nn::ScoreNet::accumulate_gradient: ", t.size(), " times and ", grad.size(),
                         " gradient entries for ", batch, " samples and ", params_.size(), " parameters");
+        // chunk 0 accumulates straight into `grad`, the others into buffers added in chunk order
         const std::size_t chunks = (batch + training_chunk - 1) / training_chunk;
-        std::vector<std::vector<T>> partial(chunks);
+        std::vector<std::vector<T>> partial(chunks - 1);
         std::vector<double> losses(chunks, 0.0);
         tbb::parallel_for(std::size_t{0}, chunks, [&](std::size_t c) {
             const std::size_t begin = c * training_chunk, end = std::min(batch, begin + training_chunk);
             const auto n = static_cast<Eigen::Index>(end - begin);
-            std::vector<T>& g = partial[c];
-            g.assign(params_.size(), T(0));
+            T* g = grad.data();
+            if (c > 0) {
+                partial[c - 1].assign(params_.size(), T(0));
+                g = partial[c - 1].data();
+            }
             typename TimeEmbedding<T>::Cache embedding_cache;
             const RowMatrix<T> input = joint_input(x, t, begin, end, &embedding_cache);
             typename ResMLP<T>::Cache cache;
@@ -182,15 +187,20 @@ public:
             for (Eigen::Index i = 0; i < n; ++i)
                 losses[c] += loss(begin + static_cast<std::size_t>(i), eps.row(i), d_eps.row(i));
             RowMatrix<T> d_embedding;
-            network_.backward(params_.data(), cache, d_eps, g.data(), &d_embedding, static_cast<Eigen::Index>(features_),
+            network_.backward(params_.data(), cache, d_eps, g, &d_embedding, static_cast<Eigen::Index>(features_),
                               static_cast<Eigen::Index>(config_.embedding));
-            embedding_.backward(params_.data(), embedding_cache, d_embedding, g.data());
+            embedding_.backward(params_.data(), embedding_cache, d_embedding, g);
         });
-        double total = 0.0;
-        for (std::size_t c = 0; c < chunks; ++c) {
-            total += losses[c];
-            for (std::size_t i = 0; i < grad.size(); ++i) grad[i] += partial[c][i];
+        if (!partial.empty()) {
+            using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+            tbb::parallel_for(tbb::blocked_range<std::size_t>(0, grad.size(), 1 << 15), [&](const auto& r) {
+                const auto n = static_cast<Eigen::Index>(r.size()), at = static_cast<Eigen::Index>(r.begin());
+                Eigen::Map<Array> sum(grad.data() + at, n);
+                for (const auto& part : partial) sum += Eigen::Map<const Array>(part.data() + at, n);
+            });
         }
+        double total = 0.0;
+        for (double l : losses) total += l;
         return total;
     }
 

@@ -6,8 +6,8 @@
 //   p <- p (1 - lr wd)                      decoupled weight decay
 //   m <- m + (1 - b1) (g - m),  v <- b2 v + (1 - b2) g^2
 //   p <- p - (lr / (1 - b1^k)) m / (sqrt(v) / sqrt(1 - b2^k) + eps)
-// On one flat parameter buffer, in parallel chunks (element-wise, so the
-// result does not depend on the thread count).
+// On one flat parameter buffer, in parallel chunks of vectorised Eigen array
+// expressions (element-wise, so the result does not depend on the thread count).
 #pragma once
 
 #include <cmath>
@@ -16,6 +16,7 @@
 #include <span>
 #include <vector>
 
+#include <Eigen/Core>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
@@ -67,17 +68,15 @@ public:
         const T step_size = static_cast<T>(lr / (1.0 - std::pow(options_.beta1, k)));
         const T correction2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(options_.beta2, k)));
         const T eps = static_cast<T>(options_.eps);
-        T* p = params.data();
-        const T* g = grad.data();
-        T* m = exp_avg_.data();
-        T* v = exp_avg_sq_.data();
-        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, params.size(), 1 << 14), [&](const auto& r) {
-            for (std::size_t i = r.begin(); i < r.end(); ++i) {
-                p[i] *= decay;
-                m[i] += (T(1) - b1) * (g[i] - m[i]);
-                v[i] = v[i] * b2 + (T(1) - b2) * g[i] * g[i];
-                p[i] -= step_size * m[i] / (std::sqrt(v[i]) / correction2_sqrt + eps);
-            }
+        using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, params.size(), 1 << 15), [&](const auto& r) {
+            const auto n = static_cast<Eigen::Index>(r.size()), at = static_cast<Eigen::Index>(r.begin());
+            Eigen::Map<Array> p(params.data() + at, n), m(exp_avg_.data() + at, n), v(exp_avg_sq_.data() + at, n);
+            const Eigen::Map<const Array> g(grad.data() + at, n);
+            p *= decay;
+            m += (T(1) - b1) * (g - m);
+            v = v * b2 + (T(1) - b2) * g.square();
+            p -= step_size * m / (v.sqrt() / correction2_sqrt + eps);
         });
     }
 
