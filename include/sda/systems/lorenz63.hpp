@@ -8,6 +8,7 @@
 // data are standardised with mean [0, 0, 25] and scale [8, 9, 8.6].
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <numbers>
@@ -113,5 +114,26 @@ private:
                         format_shape(shape_of(x)));
     }
 };
+
+/// The paper's dataset, standardised float32 trajectories split in order.
+struct Lorenz63Splits {
+    Tensor<float> train, valid, test;
+};
+
+/// `count` trajectories of `length` states after `burn_in` transitions,
+/// standardised, split 80/10/10 as the paper's generate.py (the first
+/// floor(0.8 count) for training, up to floor(0.9 count) for validation).
+inline Lorenz63Splits lorenz63_dataset(std::size_t count, std::size_t burn_in, std::size_t length, Generator& gen,
+                                       const Lorenz63& system = {}) {
+    detail::require(count >= 10, "sda::systems::lorenz63_dataset: need at least 10 trajectories, got ", count);
+    const Tensor<float> all = Lorenz63::standardise<float>(system.simulate(count, burn_in, length, gen));
+    const std::size_t i = count * 8 / 10, j = count * 9 / 10, state = length * 3;
+    auto slice = [&](std::size_t begin, std::size_t end) {
+        Tensor<float> out = empty_tensor<float>({end - begin, length, 3});
+        std::copy(all.data() + begin * state, all.data() + end * state, out.data());
+        return out;
+    };
+    return {slice(0, i), slice(i, j), slice(j, count)};
+}
 
 }  // namespace sda::systems
