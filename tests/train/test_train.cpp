@@ -244,3 +244,61 @@ TEST_CASE("fit: an interrupted run resumes exactly as if never stopped") {
     CHECK(a.history.back().train_loss < a.history.front().train_loss);
     fs::remove_all(path.parent_path());
 }
+
+// --- training reaches the analytic optimum -----------------------------------------------
+
+#include <Eigen/Eigenvalues>
+
+#include "sda/systems/linear_gaussian.hpp"
+
+TEST_SUITE("training") {
+    TEST_CASE("training a score network on Gaussian windows approaches the Bayes-optimal loss") {
+        // For x ~ N(m, S) the best possible eps is the analytic one, whose loss is
+        //   L*(t) = (1/n) sum_k mu^2 l_k / (mu^2 l_k + sigma^2),  l_k the eigenvalues of S,
+        // averaged over t ~ U(0, 1). No network can do better in expectation; a
+        // trained one should close most of the gap from its initial loss.
+        const auto chain = sda::systems::LinearGaussianChain::damped_spring();
+        const auto [mean, cov] = chain.joint_law(3);
+        const Eigen::VectorXd lambda = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(cov).eigenvalues();
+        const sda::VPCosine schedule;
+        double optimum = 0;
+        const int grid = 20000;
+        for (int i = 0; i < grid; ++i) {
+            const double t = (i + 0.5) / grid, mu = schedule.mu(t), sigma = schedule.sigma(t);
+            optimum += (mu * mu * lambda.array() / (mu * mu * lambda.array() + sigma * sigma)).mean() / grid;
+        }
+
+        nn::ScoreNetConfig config;
+        config.event = {3, 4};
+        config.embedding = 16, config.width = 64, config.depth = 3;
+        sda::Generator gen(30);
+        nn::ScoreNet<sda::VPCosine> net(schedule, config, gen);
+        auto evaluate = [&] {  // the loss on 2^17 fresh windows, and its standard error
+            sda::Generator fresh(31);
+            std::vector<double> losses;
+            for (int k = 0; k < 32; ++k) {
+                const Tensor<float> x = chain.simulate<float>(4096, 3, fresh);
+                losses.push_back(train::denoising_loss(net, x, fresh));
+            }
+            double m = 0, v = 0;
+            for (double l : losses) m += l / losses.size();
+            for (double l : losses) v += (l - m) * (l - m) / (losses.size() - 1);
+            return std::pair{m, std::sqrt(v / losses.size())};
+        };
+        const double initial = evaluate().first;
+        train::AdamW<float> adamw(net.parameters().size(), {.lr = 2e-3, .weight_decay = 1e-4});
+        std::vector<float> grad(net.parameters().size());
+        const int steps = 3000;
+        for (int step = 0; step < steps; ++step) {
+            const Tensor<float> x = chain.simulate<float>(256, 3, gen);
+            std::fill(grad.begin(), grad.end(), 0.f);
+            train::denoising_loss_gradient(net, x, gen, std::span<float>(grad));
+            adamw.step(net.parameters().values(), grad, 2e-3 * (1.0 - double(step) / steps));
+        }
+        const auto [trained, se] = evaluate();
+        MESSAGE("Bayes-optimal loss ", optimum, "; network: initial ", initial, ", trained ", trained, " +- ", se,
+                " (gap closed: ", 100.0 * (initial - trained) / (initial - optimum), "%)");
+        CHECK(trained >= optimum - 4.5 * se);                       // nothing beats the Bayes optimum
+        CHECK(trained - optimum <= 0.05 * (initial - optimum));     // training closes at least 95% of the gap
+    }
+}

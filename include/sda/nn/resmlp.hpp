@@ -172,9 +172,11 @@ public:
             const auto& entry = cache.blocks[k];
             const auto w = static_cast<Eigen::Index>(block.width);
             // h_out = h_in + act(pre) W2^T + b2, pre = normed W1^T + b1, normed = LN(h_in)
-            act.resize(n, w);
-            activate<T>(activation_, entry.pre, act);
-            if (g) block.second.backward_params(act, dh, g);
+            if (g) {  // the activation is needed only for the second layer's weight gradient
+                act.resize(n, w);
+                activate<T>(activation_, entry.pre, act);
+                block.second.backward_params(act, dh, g);
+            }
             d_act.resize(n, w);
             block.second.backward_input(p, dh, d_act);
             d_pre.resize(n, w);

@@ -86,7 +86,7 @@ public:
     using schedule_type = Schedule;
     using scalar_type = T;
 
-    static constexpr std::size_t inference_chunk = 128;  ///< rows per parallel task when sampling
+    static constexpr std::size_t inference_chunk = 256;  ///< rows per parallel task when sampling
     static constexpr std::size_t training_chunk = 32;    ///< rows per parallel task when training
 
     /// A network with PyTorch's default initialisation, drawn from `gen`.
@@ -114,8 +114,13 @@ public:
     const ResMLP<T>& network() const { return network_; }
     std::size_t features() const { return features_; }
 
-    /// GEMM FLOPs of one forward pass over one event (the time embedding excluded).
-    double forward_flops() const { return network_.forward_flops_per_row(); }
+    /// GEMM FLOPs (2 per multiply-add) of `eps` for one event: the first
+    /// projection sees the event's entries only, the embedding enters as one row.
+    double forward_flops() const {
+        const auto& first = network_.blocks().front();
+        const double saved = first.projected ? 2.0 * double(first.projection.out * config_.embedding) : 0.0;
+        return network_.forward_flops_per_row() - saved;
+    }
 
     // --- ScoreModel ---------------------------------------------------------------
 
