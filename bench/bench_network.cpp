@@ -1,0 +1,140 @@
+// bench/bench_network.cpp: the score network of the paper's Lorenz-63 window
+// model (event [5, 3], ResMLP width 256, depth 5, SiLU, embedding 32), float.
+//
+//   BM_train_step/64        one training step: denoising loss, gradient, AdamW
+//   BM_forward/4096         eps(x, t) for 4096 windows (a sampling step's prior)
+//   BM_forward_vjp/4096     eps and one input VJP (a guided sampling step)
+//   BM_gemm_reference/4096  the forward pass's GEMMs alone, same shapes and
+//                           threads, on plain Eigen matrices: the yardstick
+// GFLOP/s counters count the GEMMs' multiply-adds (2 per). `--threads=N` caps
+// oneTBB's workers (default: all cores). bench/compare_torch.sh runs this beside
+// the same network in PyTorch at the same thread counts and prints the ratios.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+
+#include "sda/backend/cpu.hpp"
+#include "sda/nn/score_net.hpp"
+#include "sda/schedule/vp.hpp"
+#include "sda/train/adamw.hpp"
+#include "sda/train/loss.hpp"
+
+namespace {
+
+using Net = sda::nn::ScoreNet<sda::VPCosine, float>;
+
+Net paper_network() {
+    sda::nn::ScoreNetConfig config;
+    config.event = {5, 3};
+    sda::Generator gen(1);
+    return Net(sda::VPCosine{}, config, gen);
+}
+
+void gflops(benchmark::State& state, double flops_per_iteration) {
+    state.counters["GFLOP/s"] = benchmark::Counter(flops_per_iteration * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
+void BM_train_step(benchmark::State& state) {
+    const auto batch = static_cast<std::size_t>(state.range(0));
+    Net net = paper_network();
+    sda::Generator gen(2);
+    const sda::Tensor<float> x = sda::CpuBackend<float>::normal({batch, 5, 3}, gen);
+    std::vector<float> grad(net.parameters().size());
+    sda::train::AdamW<float> adamw(grad.size(), {.lr = 1e-3, .weight_decay = 1e-3});
+    for (auto _ : state) {
+        std::fill(grad.begin(), grad.end(), 0.f);
+        benchmark::DoNotOptimize(sda::train::denoising_loss_gradient(net, x, gen, std::span<float>(grad)));
+        adamw.step(net.parameters().values(), grad, 1e-3);
+    }
+    gflops(state, 3.0 * net.forward_flops() * double(batch));  // forward, input and weight backward
+}
+BENCHMARK(BM_train_step)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_forward(benchmark::State& state) {
+    const auto batch = static_cast<std::size_t>(state.range(0));
+    const Net net = paper_network();
+    sda::Generator gen(3);
+    const sda::Tensor<float> x = sda::CpuBackend<float>::normal({batch, 5, 3}, gen);
+    for (auto _ : state) benchmark::DoNotOptimize(net.eps(x, 0.5));
+    gflops(state, net.forward_flops() * double(batch));
+}
+BENCHMARK(BM_forward)->Arg(4096)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_forward_vjp(benchmark::State& state) {
+    const auto batch = static_cast<std::size_t>(state.range(0));
+    const Net net = paper_network();
+    sda::Generator gen(4);
+    const sda::Tensor<float> x = sda::CpuBackend<float>::normal({batch, 5, 3}, gen);
+    const sda::Tensor<float> v = sda::CpuBackend<float>::normal({batch, 5, 3}, gen);
+    for (auto _ : state) {
+        const auto lin = net.linearize(x, 0.5);
+        benchmark::DoNotOptimize(lin.vjp(v));
+    }
+    gflops(state, 2.0 * net.forward_flops() * double(batch));
+}
+BENCHMARK(BM_forward_vjp)->Arg(4096)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+/// Every GEMM of the forward pass (same shapes, same 128-row chunks over oneTBB), nothing else.
+void BM_gemm_reference(benchmark::State& state) {
+    const auto batch = static_cast<Eigen::Index>(state.range(0));
+    const Net net = paper_network();
+    struct Layer {
+        sda::RowMatrix<float> W;
+    };
+    std::vector<Layer> layers;
+    for (const auto& block : net.network().blocks()) {
+        if (block.projected) {
+            const auto in = static_cast<Eigen::Index>(&block == &net.network().blocks().front() ? net.features() : block.projection.in);
+            layers.push_back({sda::RowMatrix<float>::Random(static_cast<Eigen::Index>(block.projection.out), in)});
+        }
+        const auto w = static_cast<Eigen::Index>(block.width);
+        layers.push_back({sda::RowMatrix<float>::Random(w, w)});
+        layers.push_back({sda::RowMatrix<float>::Random(w, w)});
+    }
+    const sda::RowMatrix<float> x = sda::RowMatrix<float>::Random(batch, static_cast<Eigen::Index>(net.features()));
+    const Eigen::Index chunk = 128, chunks = (batch + chunk - 1) / chunk;
+    for (auto _ : state) {
+        tbb::parallel_for(Eigen::Index{0}, chunks, [&](Eigen::Index c) {
+            const Eigen::Index begin = c * chunk, rows = std::min(chunk, batch - begin);
+            sda::RowMatrix<float> h = x.middleRows(begin, rows), next;
+            for (const Layer& layer : layers) {
+                next.noalias() = h * layer.W.transpose();
+                h.swap(next);
+            }
+            benchmark::DoNotOptimize(h.data());
+        });
+    }
+    gflops(state, net.forward_flops() * double(batch));
+}
+BENCHMARK(BM_gemm_reference)->Arg(4096)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::unique_ptr<tbb::global_control> threads;
+    std::vector<char*> rest;
+    for (int i = 0; i < argc; ++i) {
+        const std::string_view arg(argv[i]);
+        if (arg.starts_with("--threads=")) {
+            const int n = std::atoi(argv[i] + 10);
+            if (n < 1) return std::fprintf(stderr, "bench_network: --threads needs a positive count\n"), 2;
+            threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
+            benchmark::AddCustomContext("threads", std::to_string(n));
+        } else {
+            rest.push_back(argv[i]);
+        }
+    }
+    int count = static_cast<int>(rest.size());
+    benchmark::Initialize(&count, rest.data());
+    if (benchmark::ReportUnrecognizedArguments(count, rest.data())) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+}
