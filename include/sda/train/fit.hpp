@@ -11,9 +11,11 @@
 // every epoch; one with `on_batch(epoch, batch, loss)` every step.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -107,7 +109,14 @@ FitResult fit(M& model, const WindowDataset<typename M::scalar_type>& train,
             optimizer.step(std::span<T>(model.parameters().values()), std::span<const T>(grad), lr);
             train_sum += loss;
             if constexpr (requires { callback.on_batch(epoch + 1, b + 1, loss); }) callback.on_batch(epoch + 1, b + 1, loss);
-            progress.update(b + 1, batches, "loss " + std::to_string(train_sum / double(b + 1)).substr(0, 7));
+            if (options.progress) {
+                const double elapsed =
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                char extra[64];
+                std::snprintf(extra, sizeof extra, "loss %.5f, %.0f steps/s", train_sum / double(b + 1),
+                              double(b + 1) / std::max(elapsed, 1e-9));
+                progress.update(b + 1, batches, extra);
+            }
         }
         double valid_sum = 0;
         Generator valid_noise(gen.seed() ^ 0x5da0000000000002ull);
@@ -120,9 +129,14 @@ FitResult fit(M& model, const WindowDataset<typename M::scalar_type>& train,
                                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
         state.history.push_back(stats);
         state.epoch = epoch + 1, state.draws = gen.draws();
-        if (options.progress)
-            std::fprintf(stderr, "%s epoch %zu/%zu: train %.5f, valid %.5f, lr %.2e, %.1f s\n", options.label.c_str(),
-                         stats.epoch, options.epochs, stats.train_loss, stats.valid_loss, stats.lr, stats.seconds);
+        if (options.progress) {
+            double spent = 0;  // this process's epochs only: a resumed run's history holds other runs' times
+            for (std::size_t e = result.resumed_from; e < state.history.size(); ++e) spent += state.history[e].seconds;
+            const double per_epoch_seconds = spent / double(state.history.size() - result.resumed_from);
+            std::fprintf(stderr, "%s epoch %zu/%zu: train %.5f, valid %.5f, lr %.2e, %.1f s, ETA %.0f s\n",
+                         options.label.c_str(), stats.epoch, options.epochs, stats.train_loss, stats.valid_loss, stats.lr,
+                         stats.seconds, per_epoch_seconds * double(options.epochs - stats.epoch));
+        }
         if (!options.checkpoint.empty()) save_checkpoint(options.checkpoint, model, &optimizer, &state);
         if constexpr (requires { callback.on_epoch(stats); }) callback.on_epoch(stats);
     }
