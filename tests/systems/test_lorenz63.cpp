@@ -37,7 +37,7 @@ TEST_CASE("lorenz63: simulated transitions have the exact mean log-density") {
     CHECK(std::abs(system.mean_log_transition(x) - expected) < 4.5 * se);
 }
 
-TEST_CASE("lorenz63: simulation does not depend on the thread count; standardisation inverts") {
+TEST_CASE("lorenz63: simulation does not depend on the thread count, and standardisation inverts") {
     const Lorenz63 system;
     sda::Generator a(22), b(22);
     sda::Tensor<double> one, two;

@@ -165,7 +165,7 @@ TEST_CASE("denoising loss: value and gradient, with and without weights") {
     }
 }
 
-TEST_CASE("checkpoints: weights, moments and state round trip; a wrong architecture is refused") {
+TEST_CASE("checkpoints: weights, moments and state round trip, and a wrong architecture is refused") {
     sda::Generator gen(10);
     const nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, tiny_config(), gen);
     train::AdamW<float> adamw(net.parameters().size(), {});
