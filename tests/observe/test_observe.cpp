@@ -133,3 +133,30 @@ TEST_CASE("observation: y and the noise are validated where they enter") {
     const sda::GaussianObservation batched(op, Tensor<double>(xt::zeros<double>({8, 2, 1})), 0.01);
     CHECK(batched.check_event({5, 3}) == 8);
 }
+
+#include <cmath>
+#include <numbers>
+
+#include "sda/metrics/likelihood.hpp"
+
+TEST_CASE("observation log-likelihood: the Gaussian density of the observed entries, averaged over samples") {
+    // two samples of 3 states x 2 coordinates; the first coordinate of states 0 and 2
+    const Tensor<double> x = tensor({2, 3, 2}, {0.1, 9.0, -0.4, 9.0, 0.7, 9.0,  //
+                                                1.0, 9.0, 0.0, 9.0, -1.0, 9.0});
+    const sda::observe::Select A({0, 2}, {0});
+    const Tensor<double> y = tensor({2, 1}, {0.3, 0.5});
+    auto log_normal = [](double y, double m, double v) {
+        return -0.5 * (y - m) * (y - m) / v - 0.5 * std::log(2.0 * std::numbers::pi * v);
+    };
+    const sda::GaussianObservation scalar(A, y, 0.25);
+    const double expected = 0.5 * (log_normal(0.3, 0.1, 0.25) + log_normal(0.5, 0.7, 0.25) +  //
+                                   log_normal(0.3, 1.0, 0.25) + log_normal(0.5, -1.0, 0.25));
+    CHECK(sda::metrics::observation_log_likelihood(scalar, x) == doctest::Approx(expected).epsilon(1e-14));
+    const sda::GaussianObservation per_entry(A, y, tensor({2, 1}, {0.25, 0.01}));
+    const double expected2 = 0.5 * (log_normal(0.3, 0.1, 0.25) + log_normal(0.5, 0.7, 0.01) +  //
+                                    log_normal(0.3, 1.0, 0.25) + log_normal(0.5, -1.0, 0.01));
+    CHECK(sda::metrics::observation_log_likelihood(per_entry, x) == doctest::Approx(expected2).epsilon(1e-14));
+    Tensor<double> bad = x;
+    bad(1, 0, 0) = std::numeric_limits<double>::quiet_NaN();
+    CHECK_THROWS_AS(sda::metrics::observation_log_likelihood(scalar, bad), sda::error);
+}
