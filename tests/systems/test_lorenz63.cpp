@@ -50,3 +50,22 @@ TEST_CASE("lorenz63: simulation does not depend on the thread count, and standar
     CHECK(z(0, 0, 2) == doctest::Approx((one(0, 0, 2) - 25.0) / 8.6).epsilon(1e-6));
     CHECK_THROWS_AS(Lorenz63::standardise<float>(sda::Tensor<double>(xt::zeros<double>({2, 4}))), sda::error);
 }
+
+TEST_CASE("lorenz63: propagate draws x' ~ N(rk4(x), dt I) for every row") {
+    // 8192 copies of one state: the draws minus rk4(x), divided by sqrt(dt), are
+    // N(0, 1) per coordinate: mean within 4.5 / sqrt(N), variance within 4.5 sqrt(2 / N).
+    const Lorenz63 system;
+    const Lorenz63::State x0(-3.0, 4.0, 30.0);
+    const Eigen::Index n = 8192;
+    sda::RowMatrix<double> x = x0.transpose().replicate(n, 1);
+    sda::Generator gen(7);
+    system.propagate(x, gen);
+    const Eigen::MatrixXd z = (x.rowwise() - system.rk4(x0).transpose()) / std::sqrt(system.dt);
+    for (Eigen::Index k = 0; k < 3; ++k) {
+        const double mean = z.col(k).mean(), var = (z.col(k).array() - mean).square().sum() / double(n - 1);
+        CHECK(std::abs(mean) < 4.5 / std::sqrt(double(n)));
+        CHECK(std::abs(var - 1.0) < 4.5 * std::sqrt(2.0 / double(n)));
+    }
+    sda::RowMatrix<double> wrong(2, 2);
+    CHECK_THROWS_AS(system.propagate(wrong, gen), sda::error);
+}

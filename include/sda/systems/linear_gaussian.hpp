@@ -18,6 +18,7 @@
 #include <Eigen/LU>
 #include <unsupported/Eigen/MatrixFunctions>
 
+#include "sda/core/eigen.hpp"
 #include "sda/core/error.hpp"
 #include "sda/core/random.hpp"
 #include "sda/core/tensor.hpp"
@@ -104,6 +105,30 @@ public:
             P = (F_ * P * F_.transpose() + Q_).eval();
         }
         return {mean, cov};
+    }
+
+    /// `n` draws of x_1 ~ N(mean0, cov0), one per row.
+    RowMatrix<double> sample_initial(std::size_t n, Generator& gen) const {
+        const Eigen::LLT<Eigen::MatrixXd> llt(cov0_);
+        sda::detail::require(llt.info() == Eigen::Success,
+                             "sda::systems::LinearGaussianChain::sample_initial: cov0 must be positive definite");
+        RowMatrix<double> z(static_cast<Eigen::Index>(n), F_.rows());
+        fill_normal(z.data(), n, dim(), gen);
+        RowMatrix<double> x = z * llt.matrixL().transpose();
+        x.rowwise() += mean0_.transpose();
+        return x;
+    }
+
+    /// One transition of every row of `x` [N, d], in place: x <- F x + N(0, Q). One draw of `gen`.
+    void propagate(RowMatrix<double>& x, Generator& gen) const {
+        sda::detail::require(x.cols() == F_.rows(), "sda::systems::LinearGaussianChain::propagate: states have ",
+                             x.cols(), " coordinates, the chain ", F_.rows());
+        const Eigen::LLT<Eigen::MatrixXd> llt(Q_);
+        sda::detail::require(llt.info() == Eigen::Success,
+                             "sda::systems::LinearGaussianChain::propagate: Q must be positive definite");
+        RowMatrix<double> z(x.rows(), x.cols());
+        fill_normal(z.data(), static_cast<std::size_t>(x.rows()), dim(), gen);
+        x = (x * F_.transpose() + z * llt.matrixL().transpose()).eval();
     }
 
     /// `batch` trajectories of `length` states, shape [batch, length, d].

@@ -17,6 +17,7 @@
 #include <Eigen/Core>
 #include <tbb/parallel_for.h>
 
+#include "sda/core/eigen.hpp"
 #include "sda/core/error.hpp"
 #include "sda/core/random.hpp"
 #include "sda/core/tensor.hpp"
@@ -72,6 +73,22 @@ struct Lorenz63 {
             }
         });
         return out;
+    }
+
+    static constexpr std::size_t dim() { return 3; }
+
+    /// One noisy transition of every row of `x` [N, 3] (unstandardised), in
+    /// place: x <- rk4(x) + N(0, dt I). One draw of `gen`; parallel over rows.
+    void propagate(RowMatrix<double>& x, Generator& gen) const {
+        sda::detail::require(x.cols() == 3, "sda::systems::Lorenz63::propagate: states must have 3 coordinates, got ",
+                             x.cols());
+        RowMatrix<double> noise(x.rows(), 3);
+        fill_normal(noise.data(), static_cast<std::size_t>(x.rows()), 3, gen);
+        const double noise_std = std::sqrt(dt);
+        tbb::parallel_for(Eigen::Index{0}, x.rows(), [&](Eigen::Index n) {
+            const State next = rk4(State(x(n, 0), x(n, 1), x(n, 2)));
+            for (Eigen::Index k = 0; k < 3; ++k) x(n, k) = next(k) + noise_std * noise(n, k);
+        });
     }
 
     /// (x - mean) / scale, coordinate-wise, for any tensor [..., 3].
