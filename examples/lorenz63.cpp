@@ -26,12 +26,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <xtensor/xview.hpp>
+
+#include "lorenz63_common.hpp"
 
 #include "sda/baselines/enks.hpp"
 #include "sda/baselines/particle_filter.hpp"
@@ -40,7 +41,6 @@
 #include "sda/guidance/mmps.hpp"
 #include "sda/guidance/sda.hpp"
 #include "sda/io/atomic_file.hpp"
-#include "sda/io/hdf5.hpp"
 #include "sda/io/progress.hpp"
 #include "sda/metrics/assignment.hpp"
 #include "sda/metrics/ensemble.hpp"
@@ -53,12 +53,12 @@
 #include "sda/schedule/vp.hpp"
 #include "sda/score/markov.hpp"
 #include "sda/systems/lorenz63.hpp"
-#include "sda/train/fit.hpp"
+
 
 namespace fs = std::filesystem;
 using sda::Tensor;
 using sda::systems::Lorenz63;
-using Net = sda::nn::ScoreNet<sda::VPCosine>;
+using lorenz63::Net;
 
 namespace {
 
@@ -154,20 +154,8 @@ int main(int argc, char** argv) {
         std::vector<std::pair<std::string, double>> stage_seconds;
         // --- 1. data ------------------------------------------------------------------------------
         auto t0 = std::chrono::steady_clock::now();
-        const fs::path data = o.out / "data";
-        if (!fs::exists(data / "test.h5")) {
-            sda::Generator gen(o.seed);
-            const auto splits = sda::systems::lorenz63_dataset(1024, 1024, 1024, gen);
-            sda::io::write_trajectories(data / "train.h5", splits.train);
-            sda::io::write_trajectories(data / "valid.h5", splits.valid);
-            sda::io::write_trajectories(data / "test.h5", splits.test);
-            std::printf("data: generated 1024 trajectories of 1024 states in %.1f s\n", seconds_since(t0));
-        } else {
-            std::printf("data: reusing %s\n", data.c_str());
-        }
-        const auto train_x = sda::io::read_trajectories(data / "train.h5");
-        const auto valid_x = sda::io::read_trajectories(data / "valid.h5");
-        const auto test_x = sda::io::read_trajectories(data / "test.h5");
+        const lorenz63::Data data = lorenz63::load_or_generate(o.out, o.seed);
+        const Tensor<float>& test_x = data.test;
         sda::detail::require(o.trajectory < test_x.shape()[0] && test_x.shape()[1] >= length,
                              "lorenz63: --trajectory ", o.trajectory, " is not among the ", test_x.shape()[0],
                              " held-out trajectories");
@@ -178,24 +166,8 @@ int main(int argc, char** argv) {
         std::map<std::size_t, Net> nets;
         for (const std::size_t k : o.orders) {
             sda::detail::require(k >= 1 && k <= 4, "lorenz63: K must be 1 to 4, got ", k);
-            const std::size_t window = 2 * k + 1;
-            sda::nn::ScoreNetConfig config;
-            config.event = {window, 3};
-            sda::Generator init(o.seed + 10 + k);
-            Net net(sda::VPCosine{}, config, init);
-            const sda::train::WindowDataset<float> train_set(train_x, window), valid_set(valid_x, window);
-            sda::train::FitOptions fit;
-            fit.epochs = o.epochs, fit.epoch_size = o.epoch_size, fit.batch_size = 64;
-            fit.optimizer = {.lr = 1e-3, .weight_decay = 1e-3};
-            fit.schedule = sda::train::LrSchedule::linear;
-            fit.checkpoint = o.out / ("window_K" + std::to_string(k) + ".safetensors");
-            fit.progress = !o.quiet;
-            fit.label = "window K=" + std::to_string(k);
-            sda::Generator train_gen(o.seed + 20 + k);
-            const auto result = sda::train::fit(net, train_set, valid_set, fit, train_gen);
-            std::printf("prior K=%zu: %s, loss %.4f (train) %.4f (valid) after %zu epochs\n", k,
-                        result.resumed_from >= o.epochs ? "reused checkpoint" : "trained",
-                        result.history.back().train_loss, result.history.back().valid_loss, result.history.size());
+            Net net = lorenz63::window_network(k, o.seed);
+            lorenz63::train_window_prior(net, k, data, o.out, o.epochs, o.epoch_size, o.seed, !o.quiet);
             nets.emplace(k, std::move(net));
         }
         stage_seconds.emplace_back("training", seconds_since(t0));

@@ -14,7 +14,7 @@
 //
 // Usage: lorenz63_prior [--out DIR] [--epochs N] [--epoch-size N] [--samples N]
 //                       [--steps S] [--corrections C] [--seed S] [--quiet]
-// Writes DIR/data/*.h5, DIR/window.safetensors, DIR/loss.csv, DIR/prior.csv,
+// Writes DIR/data/*.h5, DIR/window_K2.safetensors, DIR/loss.csv, DIR/prior.csv,
 // DIR/marginals.csv; examples/plot_lorenz63_prior.py draws DIR/lorenz63_prior.png.
 #include <chrono>
 #include <cmath>
@@ -25,8 +25,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "lorenz63_common.hpp"
+
 #include "sda/io/atomic_file.hpp"
-#include "sda/io/hdf5.hpp"
 #include "sda/io/progress.hpp"
 #include "sda/metrics/wasserstein1d.hpp"
 #include "sda/nn/score_net.hpp"
@@ -34,7 +35,7 @@
 #include "sda/schedule/vp.hpp"
 #include "sda/score/markov.hpp"
 #include "sda/systems/lorenz63.hpp"
-#include "sda/train/fit.hpp"
+
 
 namespace fs = std::filesystem;
 
@@ -86,47 +87,11 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     try {
-        // --- 1. data -------------------------------------------------------------------------
-        const fs::path data = o.out / "data";
-        auto t0 = std::chrono::steady_clock::now();
-        if (!fs::exists(data / "test.h5")) {
-            sda::Generator gen(o.seed);
-            const auto splits = sda::systems::lorenz63_dataset(1024, 1024, 1024, gen);
-            sda::io::write_trajectories(data / "train.h5", splits.train);
-            sda::io::write_trajectories(data / "valid.h5", splits.valid);
-            sda::io::write_trajectories(data / "test.h5", splits.test);
-            std::printf("data: generated 1024 trajectories of 1024 states in %.1f s -> %s\n", seconds_since(t0), data.c_str());
-        } else {
-            std::printf("data: reusing %s\n", data.c_str());
-        }
-        const auto train_x = sda::io::read_trajectories(data / "train.h5");
-        const auto valid_x = sda::io::read_trajectories(data / "valid.h5");
-        const auto test_x = sda::io::read_trajectories(data / "test.h5");
-
-        // --- 2. training -----------------------------------------------------------------------
-        sda::nn::ScoreNetConfig config;
-        config.event = {window, 3};
-        sda::Generator init(o.seed + 1);
-        sda::nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, config, init);
-        const sda::train::WindowDataset<float> train_set(train_x, window), valid_set(valid_x, window);
-        sda::train::FitOptions fit;
-        fit.epochs = o.epochs, fit.epoch_size = o.epoch_size, fit.batch_size = 64;
-        fit.optimizer = {.lr = 1e-3, .weight_decay = 1e-3};
-        fit.schedule = sda::train::LrSchedule::linear;
-        fit.checkpoint = o.out / "window.safetensors";
-        fit.progress = !o.quiet;
-        fit.label = "Lorenz-63 window K=2";
-        std::printf("training: %zu parameters, %zu training windows, %zu epochs of %zu windows\n", net.parameters().size(),
-                    train_set.size(), o.epochs, o.epoch_size);
-        sda::Generator train_gen(o.seed + 2);
-        const auto result = sda::train::fit(net, train_set, valid_set, fit, train_gen);
-        double epoch_seconds = 0;
-        for (const auto& e : result.history) epoch_seconds += e.seconds;
-        std::printf("training: %s, final loss %.4f (train) %.4f (valid), %.2f s per epoch (%zu steps of 64)\n",
-                    result.resumed_from == o.epochs ? "reused the finished checkpoint"
-                                                    : (result.resumed_from ? "resumed" : "trained"),
-                    result.history.back().train_loss, result.history.back().valid_loss,
-                    epoch_seconds / double(result.history.size()), (std::min(o.epoch_size, train_set.size()) + 63) / 64);
+        // --- 1. data and 2. training (shared with examples/lorenz63: same files, same seeds) ------
+        const lorenz63::Data data = lorenz63::load_or_generate(o.out, o.seed);
+        const auto& test_x = data.test;
+        auto net = lorenz63::window_network(order, o.seed);
+        const auto result = lorenz63::train_window_prior(net, order, data, o.out, o.epochs, o.epoch_size, o.seed, !o.quiet);
         {
             sda::AtomicFile file(o.out / "loss.csv");
             file.stream() << "epoch,train,valid,lr,seconds\n";
@@ -143,7 +108,7 @@ int main(int argc, char** argv) {
         const sda::PredictorCorrector sampler{.steps = o.steps, .corrector = {.corrections = o.corrections, .tau = 0.25}};
         const sda::MarkovComposedScore<decltype(net), order> prior(net, length);
         sda::Generator sample_gen(o.seed + 3);
-        t0 = std::chrono::steady_clock::now();
+        const auto t0 = std::chrono::steady_clock::now();
         sda::Progress window_progress("sampling 5-state windows", !o.quiet);
         const sda::Tensor<float> windows = sda::sample(sampler, net, o.samples, sample_gen, window_progress);
         sda::Progress progress("sampling 65-state trajectories", !o.quiet);
@@ -198,7 +163,7 @@ int main(int argc, char** argv) {
             write("data", held_out, samples.shape()[0]);
             file.commit();
         }
-        std::printf("\nWrote %s/{loss,marginals,prior}.csv and %s/window.safetensors\n", o.out.c_str(), o.out.c_str());
+        std::printf("\nWrote %s/{loss,marginals,prior}.csv and %s/window_K2.safetensors\n", o.out.c_str(), o.out.c_str());
     } catch (const sda::error& e) {
         std::fprintf(stderr, "lorenz63_prior: %s\n", e.what());
         return 1;
