@@ -30,8 +30,8 @@
 namespace sda::baselines {
 
 struct EnsembleSmootherOptions {
-    /// Multiplicative inflation of the forecast anomalies at each observed state
-    /// (1: none), the usual remedy for a small ensemble's collapse.
+    /// Multiplicative inflation of the ensemble's anomalies at every state, before
+    /// its update (1: none), the usual remedy for a small ensemble's collapse.
     double inflation = 1.0;
 };
 
