@@ -87,7 +87,7 @@ def sweep_figure(out, results, metrics, name, title):
                 axis.plot([int(r["C"]) for r in points], [float(r[metric]) for r in points], marker="o",
                           label=f"{method.upper()} K={k}")
             for r in results:
-                if r["scenario"] == scenario and not r["K"] and metric in ("w1", "w1_relative", "log_prior"):
+                if r["scenario"] == scenario and not r["K"] and metric in ("w1", "w1_relative", "log_prior", "log_likelihood"):
                     reference = float(r[metric])
                     style = ":" if r["method"] == "EnKS" else "--"
                     axis.axhline(reference, color="gray", ls=style, lw=1, label=r["method"])
