@@ -66,7 +66,7 @@ constexpr std::size_t length = 65;
 
 struct Options {
     fs::path out = "out/lorenz63";
-    std::vector<std::size_t> orders{1, 2};
+    std::vector<std::size_t> orders{2, 4};
     std::vector<std::size_t> corrections{0, 1};
     std::vector<std::string> methods{"sda"};
     std::vector<std::string> scenarios{"lo", "hi"};
