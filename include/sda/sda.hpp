@@ -2,10 +2,12 @@
 // (Rozet & Louppe, "Score-based Data Assimilation", NeurIPS 2023).
 //
 // Includes every policy kind: schedules, score models (analytic Gaussian,
-// Markov composition), observation operators, likelihood guidance, samplers,
-// and the linear-Gaussian reference problem with its Kalman/RTS oracle, plus
-// xtensor's views for working with the samples. Inside the library, include
-// what you use instead.
+// Markov composition, the trainable score network), observation operators,
+// likelihood guidance, samplers; training and checkpoints; the reference
+// systems (linear-Gaussian chain, Lorenz-63) with their baselines (Kalman/RTS,
+// particle and ensemble Kalman smoothers) and metrics; plus xtensor's views for
+// working with the samples. Not HDF5 (sda/io/hdf5.hpp, target sda::hdf5).
+// Inside the library, include what you use instead.
 #pragma once
 
 #include <xtensor/xview.hpp>
@@ -53,6 +55,25 @@
 
 #include "sda/io/atomic_file.hpp"
 #include "sda/io/progress.hpp"
+#include "sda/io/safetensors.hpp"
 
-#include "sda/baselines/kalman.hpp"
+#include "sda/nn/score_net.hpp"
+#include "sda/train/adamw.hpp"
+#include "sda/train/checkpoint.hpp"
+#include "sda/train/fit.hpp"
+#include "sda/train/loss.hpp"
+#include "sda/train/lr_schedule.hpp"
+#include "sda/train/windows.hpp"
+
 #include "sda/systems/linear_gaussian.hpp"
+#include "sda/systems/lorenz63.hpp"
+
+#include "sda/baselines/enks.hpp"
+#include "sda/baselines/kalman.hpp"
+#include "sda/baselines/particle_filter.hpp"
+
+#include "sda/metrics/assignment.hpp"
+#include "sda/metrics/ensemble.hpp"
+#include "sda/metrics/likelihood.hpp"
+#include "sda/metrics/mmd.hpp"
+#include "sda/metrics/wasserstein1d.hpp"
