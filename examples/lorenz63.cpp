@@ -104,11 +104,7 @@ void with_order(std::size_t k, F&& f) {
     }
 }
 
-Tensor<double> to_double(const Tensor<float>& x) {
-    Tensor<double> out = sda::empty_tensor<double>(sda::shape_of(x));
-    std::copy(x.begin(), x.end(), out.begin());
-    return out;
-}
+Tensor<double> to_double(const Tensor<float>& x) { return xt::cast<double>(x); }
 
 /// The first `count` samples of x.
 Tensor<double> head(const Tensor<double>& x, std::size_t count) {
