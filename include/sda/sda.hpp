@@ -39,6 +39,7 @@
 #include "sda/observe/gather.hpp"
 #include "sda/observe/gaussian.hpp"
 #include "sda/observe/linear.hpp"
+#include "sda/observe/pool.hpp"
 #include "sda/observe/saturation.hpp"
 
 #include "sda/guidance/concepts.hpp"

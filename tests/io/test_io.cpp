@@ -178,5 +178,96 @@ TEST_CASE("hdf5: trajectories round trip, and bad files are refused") {
     fs::resize_file(scratch("cut.h5"), size / 2);
     CHECK_THROWS_AS(sda::io::read_trajectories(scratch("cut.h5")), sda::error);
     CHECK_THROWS_AS(sda::io::write_trajectories(scratch("empty.h5"), sda::Tensor<float>(xt::zeros<float>({0, 3}))), sda::error);
+    CHECK_THROWS_AS(sda::io::write_trajectories(scratch("rank1.h5"), sda::Tensor<float>(xt::ones<float>({4}))), sda::error);
+    CHECK_THROWS_WITH_AS(sda::io::write_trajectories(scratch("rank33.h5"),
+                                                     sda::Tensor<float>(xt::ones<float>(sda::Shape(33, 1)))),
+                         doctest::Contains("of rank 2 to 32"), sda::error);
     fs::remove_all(path.parent_path());
+}
+
+namespace {
+
+/// Writes an HDF5 file holding one dataset `name` of the given file type and
+/// extents, from `data` of memory type `memory` (or, with no data, a chunked
+/// dataset that claims the extents without storing them).
+void write_h5(const fs::path& path, const char* name, hid_t file_type, const std::vector<hsize_t>& dims,
+              hid_t memory = -1, const void* data = nullptr) {
+    using sda::io::detail::H5Handle;
+    const H5Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    REQUIRE(file.valid());
+    const H5Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
+                                      : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                         H5Sclose);
+    const H5Handle properties(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    if (!data) {
+        const std::vector<hsize_t> chunk(dims.size(), 1);
+        REQUIRE(H5Pset_chunk(properties.get(), static_cast<int>(chunk.size()), chunk.data()) >= 0);
+    }
+    const H5Handle dataset(H5Dcreate2(file.get(), name, file_type, space.get(), H5P_DEFAULT, properties.get(), H5P_DEFAULT),
+                           H5Dclose);
+    REQUIRE(dataset.valid());
+    if (data) REQUIRE(H5Dwrite(dataset.get(), memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+}
+
+}  // namespace
+
+TEST_CASE("hdf5: trajectories of 2-D fields round trip, and files of any rank from 2 read") {
+    // velocity fields: N = 3 trajectories of L = 4 states, 2 channels on an 8 x 6 grid
+    const fs::path path = scratch("fields.h5");
+    sda::Tensor<float> x = sda::empty_tensor<float>({3, 4, 2, 8, 6});
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = 0.25f * float(i % 97) - float(i % 5);
+    sda::io::write_trajectories(path, x);
+    const sda::Tensor<float> back = sda::io::read_trajectories(path);
+    CHECK(sda::shape_of(back) == sda::Shape{3, 4, 2, 8, 6});
+    CHECK(back == x);
+    // [N, L] and [N, L, D] files, as written before, read as they were
+    for (const sda::Shape& shape : {sda::Shape{5, 7}, sda::Shape{2, 5, 3}, sda::Shape{1, 2, 1, 1, 3, 2}}) {
+        sda::Tensor<float> y = sda::empty_tensor<float>(shape);
+        for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = float(i) - 4.5f;
+        sda::io::write_trajectories(path, y);
+        CHECK(sda::io::read_trajectories(path) == y);
+    }
+    // a float64 dataset (numpy's default) is converted
+    std::vector<double> values(2 * 3 * 2 * 2 * 2);
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = 0.5 * double(i) - 3.0;
+    write_h5(scratch("double.h5"), "x", H5T_IEEE_F64LE, {2, 3, 2, 2, 2}, H5T_NATIVE_DOUBLE, values.data());
+    const sda::Tensor<float> converted = sda::io::read_trajectories(scratch("double.h5"));
+    REQUIRE(sda::shape_of(converted) == sda::Shape{2, 3, 2, 2, 2});
+    for (std::size_t i = 0; i < values.size(); ++i) CHECK(converted.data()[i] == float(values[i]));
+    fs::remove_all(path.parent_path());
+}
+
+TEST_CASE("hdf5: a dataset x that is missing, not floating point, of rank below 2 or too large is refused") {
+    auto error_of = [](const fs::path& path) -> std::string {
+        try {
+            sda::io::read_trajectories(path);
+        } catch (const sda::error& e) {
+            return e.what();
+        }
+        return "no error";
+    };
+    const std::vector<float> floats(64, 1.f);
+    const std::vector<int> ints(64, 1);
+
+    write_h5(scratch("other.h5"), "y", H5T_IEEE_F32LE, {2, 4, 8}, H5T_NATIVE_FLOAT, floats.data());
+    CHECK(error_of(scratch("other.h5")).find("has no dataset \"x\"") != std::string::npos);
+    {
+        const sda::io::detail::H5Handle file(H5Fcreate(scratch("group.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                                             H5Fclose);
+        const sda::io::detail::H5Handle group(H5Gcreate2(file.get(), "x", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    }
+    CHECK(error_of(scratch("group.h5")).find("\"x\" is not a dataset") != std::string::npos);
+    write_h5(scratch("int.h5"), "x", H5T_STD_I32LE, {2, 4, 8}, H5T_NATIVE_INT, ints.data());
+    CHECK(error_of(scratch("int.h5")).find("\"x\" is not floating point") != std::string::npos);
+    write_h5(scratch("rank1.h5"), "x", H5T_IEEE_F32LE, {64}, H5T_NATIVE_FLOAT, floats.data());
+    CHECK(error_of(scratch("rank1.h5")).find("\"x\" has rank 1, expected [N, L, state...]") != std::string::npos);
+    write_h5(scratch("scalar.h5"), "x", H5T_IEEE_F32LE, {}, H5T_NATIVE_FLOAT, floats.data());
+    CHECK(error_of(scratch("scalar.h5")).find("\"x\" has rank 0") != std::string::npos);
+    // extents that claim more than memory holds, stored as empty chunks
+    write_h5(scratch("huge.h5"), "x", H5T_IEEE_F32LE, {hsize_t(1) << 20, hsize_t(1) << 20, hsize_t(1) << 10});
+    CHECK(error_of(scratch("huge.h5")).find("cannot allocate \"x\" of shape [1048576, 1048576, 1024]") !=
+          std::string::npos);
+    write_h5(scratch("overflow.h5"), "x", H5T_IEEE_F32LE, {hsize_t(1) << 31, hsize_t(1) << 31, 4});
+    CHECK(error_of(scratch("overflow.h5")).find("is too large to address") != std::string::npos);
+    fs::remove_all(scratch("x").parent_path());
 }

@@ -2,8 +2,11 @@
 // the validation of observations.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #include <xtensor/xview.hpp>
 
@@ -13,6 +16,7 @@
 #include "sda/observe/gather.hpp"
 #include "sda/observe/gaussian.hpp"
 #include "sda/observe/linear.hpp"
+#include "sda/observe/pool.hpp"
 #include "sda/observe/saturation.hpp"
 #include "support/fd.hpp"
 #include "support/tensors.hpp"
@@ -77,6 +81,130 @@ TEST_CASE("observe: every operator's VJP and JVP are exact") {
     check_derivatives(observe::compose(observe::Saturation(2.0), observe::compose(observe::Linear<double>(A),
                                                                                   observe::Saturation(0.5))),
                       {3, 6, 2}, gen);
+    check_derivatives(observe::AvgPool(2), {2, 3, 2, 4, 6}, gen);  // [B, L, C, H, W]
+    check_derivatives(observe::AvgPool(2, 3), {2, 3, 2, 4, 6}, gen);
+    check_derivatives(observe::AvgPool::last_axis(3), {3, 6, 6}, gen);
+    check_derivatives(observe::compose(observe::Saturation(0.5), observe::AvgPool(2)), {2, 3, 2, 4, 6}, gen);
+}
+
+TEST_CASE("observe: AvgPool averages non-overlapping blocks of the last two axes") {
+    Tensor<double> x = sda::empty_tensor<double>({1, 4, 4});
+    std::iota(x.begin(), x.end(), 0.0);  // rows 0..3, 4..7, 8..11, 12..15
+    const observe::AvgPool pool(2);
+    // (0 + 1 + 4 + 5) / 4, (2 + 3 + 6 + 7) / 4, (8 + 9 + 12 + 13) / 4, (10 + 11 + 14 + 15) / 4
+    CHECK(pool.apply(x) == tensor({1, 2, 2}, {2.5, 4.5, 10.5, 12.5}));
+    CHECK(pool.jvp(x, x) == pool.apply(x));
+    // the adjoint spreads v / 4 over each block
+    CHECK(pool.vjp(x, tensor({1, 2, 2}, {1, 2, 3, 4})) == tensor({1, 4, 4}, {0.25, 0.25, 0.5, 0.5,  //
+                                                                           0.25, 0.25, 0.5, 0.5,  //
+                                                                           0.75, 0.75, 1.0, 1.0,  //
+                                                                           0.75, 0.75, 1.0, 1.0}));
+    CHECK(observe::AvgPool::last_axis(2).apply(x) == tensor({1, 4, 2}, {0.5, 2.5, 4.5, 6.5, 8.5, 10.5, 12.5, 14.5}));
+    CHECK(observe::AvgPool(1, 4).apply(x) == tensor({1, 4, 1}, {1.5, 5.5, 9.5, 13.5}));
+    CHECK(observe::AvgPool(2, 3).block() == Shape{2, 3});
+    CHECK(observe::AvgPool::last_axis(3).block() == Shape{3});
+
+    // leading axes [B, L, C] are kept; against the definition, with rectangular blocks
+    sda::Generator gen(5);
+    const Tensor<double> fields = Backend::normal({2, 3, 2, 6, 8}, gen);
+    const observe::AvgPool rect(3, 2);
+    CHECK(rect.output_shape({3, 2, 6, 8}) == Shape{3, 2, 2, 4});
+    const Tensor<double> y = rect.apply(fields);
+    REQUIRE(sda::shape_of(y) == Shape{2, 3, 2, 2, 4});
+    double worst = 0.0;
+    for (std::size_t b = 0; b < 2; ++b)
+        for (std::size_t l = 0; l < 3; ++l)
+            for (std::size_t c = 0; c < 2; ++c)
+                for (std::size_t i = 0; i < 2; ++i)
+                    for (std::size_t j = 0; j < 4; ++j) {
+                        double sum = 0.0;
+                        for (std::size_t dy = 0; dy < 3; ++dy)
+                            for (std::size_t dx = 0; dx < 2; ++dx) sum += fields(b, l, c, 3 * i + dy, 2 * j + dx);
+                        worst = std::max(worst, std::abs(y(b, l, c, i, j) - sum / 6.0));
+                    }
+    CHECK(worst < 1e-14);
+
+    // float events, as the score network produces them
+    const Tensor<float> single = xt::cast<float>(fields);
+    CHECK(xt::amax(xt::abs(xt::cast<double>(rect.apply(single)) - y))() < 1e-6);
+}
+
+TEST_CASE("observe: AvgPool is the adjoint of its VJP on Kolmogorov-sized fields") {
+    // <A x, v> = <x, A^T v> for [B, L, C, H, W] = [8, 16, 2, 32, 32] and [4, 4, 2, 64, 64]
+    sda::Generator gen(21);
+    for (const auto& [op, shape] : {std::pair{observe::AvgPool(4), Shape{8, 16, 2, 32, 32}},
+                                    std::pair{observe::AvgPool(2, 8), Shape{4, 4, 2, 64, 64}}}) {
+        const Tensor<double> x = Backend::normal(shape, gen);
+        const Tensor<double> ax = op.apply(x);
+        const Tensor<double> v = Backend::normal(sda::shape_of(ax), gen);
+        const Tensor<double> atv = op.vjp(x, v);
+        const double scale = std::sqrt(inner(ax, ax) * inner(v, v));
+        CHECK(std::abs(inner(ax, v) - inner(x, atv)) <= 1e-12 * scale);
+        CHECK(op.jvp(x, x) == ax);
+    }
+}
+
+TEST_CASE("observe: AvgPool composes with the other operators") {
+    sda::Generator gen(8);
+    const Shape batched{2, 4, 2, 4, 4};  // [B, L, C, H, W]
+    // a nonlinear sensor on the coarse grid, and coarsening of saturated fields: VJPs against finite differences
+    check_derivatives(observe::compose(observe::Saturation(0.3), observe::AvgPool(2)), batched, gen);
+    check_derivatives(observe::compose(observe::AvgPool(2), observe::Saturation(0.3)), batched, gen);
+    // sparse in time (every other state), sparse in space (some coarse cells)
+    check_derivatives(observe::compose(observe::AvgPool(2), observe::Subsample(2)), batched, gen);
+    xt::xarray<bool> cells = xt::zeros<bool>({4, 2, 2, 2});
+    cells(0, 0, 1, 1) = cells(2, 1, 0, 0) = cells(3, 0, 0, 1) = true;
+    const auto masked = observe::compose(observe::Mask(cells), observe::AvgPool(2));
+    CHECK(masked.output_shape({4, 2, 4, 4}) == Shape{3});
+    check_derivatives(masked, batched, gen);
+    const auto sensor = observe::compose(observe::Saturation(1.5), masked);
+    check_derivatives(sensor, batched, gen);
+
+    // its matrix: each row averages one block, each entry falls in exactly one block
+    const Eigen::MatrixXd P = observe::dense_matrix(observe::AvgPool(2), {1, 4, 4});
+    CHECK(P.rows() == 4);
+    CHECK(P.cols() == 16);
+    CHECK((P.array() == 0.25).count() == 16);
+    CHECK(P.rowwise().sum().isApprox(Eigen::VectorXd::Ones(4)));
+    CHECK(P.colwise().sum().isApprox(Eigen::RowVectorXd::Constant(16, 0.25)));
+
+    // as the operator of an observation of coarse velocity fields
+    const sda::GaussianObservation obs(observe::AvgPool(4), Tensor<double>(xt::zeros<double>({16, 2, 8, 8})), 0.01);
+    CHECK(obs.check_event({16, 2, 32, 32}) == 0);
+    CHECK_THROWS_AS(obs.check_event({16, 2, 64, 64}), sda::error);
+}
+
+TEST_CASE("observe: AvgPool rejects factors and events that do not fit") {
+    CHECK_THROWS_WITH_AS(observe::AvgPool(0), "sda::observe::AvgPool: the pooling factor must be >= 1, got (fy, fx) = (0, 0)",
+                         sda::error);
+    CHECK_THROWS_AS(observe::AvgPool(2, 0), sda::error);
+    CHECK_THROWS_AS(observe::AvgPool::last_axis(0), sda::error);
+    const observe::AvgPool pool(4);
+    CHECK_THROWS_WITH_AS(pool.output_shape({16, 2, 30, 32}),
+                         "sda::observe::AvgPool: events of shape [16, 2, 30, 32] do not split into 4 x 4 blocks (30 is "
+                         "not a multiple of 4)",
+                         sda::error);
+    CHECK_THROWS_WITH_AS(observe::AvgPool(2, 3).output_shape({4, 8}),
+                         "sda::observe::AvgPool: events of shape [4, 8] do not split into 2 x 3 blocks (8 is not a "
+                         "multiple of 3)",
+                         sda::error);
+    CHECK_THROWS_WITH_AS(pool.output_shape({32}),
+                         "sda::observe::AvgPool: a 4 x 4 pool needs events of 2 or more axes, got shape [32]",
+                         sda::error);
+    CHECK(observe::AvgPool::last_axis(4).output_shape({32}) == Shape{8});
+    CHECK_THROWS_AS(observe::AvgPool::last_axis(4).output_shape({32, 6}), sda::error);
+    CHECK_THROWS_AS(observe::AvgPool::last_axis(4).output_shape({}), sda::error);
+    // the same checks where batches enter
+    const Tensor<double> x = xt::zeros<double>({2, 3, 8, 6});
+    CHECK_THROWS_AS(pool.apply(x), sda::error);
+    CHECK_THROWS_AS(pool.vjp(x, Tensor<double>(xt::zeros<double>({2, 3, 2, 1}))), sda::error);
+    CHECK_THROWS_AS(pool.apply(Tensor<double>(xt::zeros<double>({8}))), sda::error);
+    const observe::AvgPool two(2);
+    CHECK_NOTHROW(two.apply(x));
+    CHECK_THROWS_WITH_AS(two.vjp(x, Tensor<double>(xt::zeros<double>({2, 3, 4, 4}))),
+                         "sda::observe::AvgPool: cotangent of shape [2, 3, 4, 4] does not match the observation "
+                         "[2, 3, 4, 3]",
+                         sda::error);
 }
 
 TEST_CASE("observe: dense_matrix recovers a linear operator's matrix") {

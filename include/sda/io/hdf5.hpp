@@ -1,13 +1,19 @@
 // sda/io/hdf5.hpp: trajectories in HDF5, the layout of the paper's code: one
-// float32 dataset "x" of shape [N, L, D...] per file (train.h5, valid.h5, test.h5).
+// float32 dataset "x" of shape [N, L, state...] per file (train.h5, valid.h5,
+// test.h5): [N, L, D] for Lorenz-63, [N, L, C, H, W] for 2-D fields such as the
+// Kolmogorov flow's [N, L, 2, 64, 64] velocities. Any rank from 2 to HDF5's 32.
 //
 // Opt-in: include this header and link HDF5 (the CMake target `sda::hdf5`).
 // Writes go to a temporary file renamed into place; reads check that the file
-// is HDF5, holds "x", and that "x" is floating point of rank >= 2, and throw
-// `sda::error` otherwise (HDF5's own error printing is silenced).
+// is HDF5, holds "x", and that "x" is a floating-point dataset (float64 is
+// converted) of rank 2 to 32 whose size fits in memory, and throw `sda::error`
+// otherwise (HDF5's own error printing is silenced).
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
+#include <limits>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -53,10 +59,11 @@ private:
 
 }  // namespace detail
 
-/// Writes `x` ([N, L, D...]) as the float32 dataset "x" of a new HDF5 file at `path`.
+/// Writes `x` ([N, L, state...], rank 2 to 32) as the float32 dataset "x" of a new HDF5 file at `path`.
 inline void write_trajectories(const std::filesystem::path& path, const Tensor<float>& x) {
-    sda::detail::require(x.dimension() >= 2 && x.size() > 0, "sda::io::write_trajectories: ", path.string(),
-                         ": need a non-empty [N, L, ...] tensor, got shape ", format_shape(shape_of(x)));
+    sda::detail::require(x.dimension() >= 2 && x.dimension() <= H5S_MAX_RANK && x.size() > 0,
+                         "sda::io::write_trajectories: ", path.string(), ": need a non-empty [N, L, ...] tensor of rank 2 to ",
+                         H5S_MAX_RANK, ", got shape ", format_shape(shape_of(x)));
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
     const std::filesystem::path temporary = path.string() + ".tmp.h5";
     const detail::H5Quiet quiet;
@@ -77,7 +84,7 @@ inline void write_trajectories(const std::filesystem::path& path, const Tensor<f
     std::filesystem::rename(temporary, path);
 }
 
-/// Reads the dataset "x" of an HDF5 file as float32 [N, L, D...].
+/// Reads the dataset "x" of an HDF5 file as float32 [N, L, state...], whatever its rank (2 to 32).
 inline Tensor<float> read_trajectories(const std::filesystem::path& path) {
     const std::string name = path.string();
     sda::detail::require(std::filesystem::is_regular_file(path), "sda::io::read_trajectories: no file ", name);
@@ -94,13 +101,29 @@ inline Tensor<float> read_trajectories(const std::filesystem::path& path) {
                          ": \"x\" is not floating point");
     const detail::H5Handle space(H5Dget_space(dataset.get()), H5Sclose);
     const int rank = H5Sget_simple_extent_ndims(space.get());
-    sda::detail::require(rank >= 2 && rank <= 8, "sda::io::read_trajectories: ", name, ": \"x\" has rank ", rank,
-                         ", expected [N, L, ...]");
+    sda::detail::require(rank >= 2 && rank <= H5S_MAX_RANK, "sda::io::read_trajectories: ", name, ": \"x\" has rank ",
+                         rank, ", expected [N, L, state...] of rank 2 or more");
     std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
-    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-    Tensor<float> x = empty_tensor<float>(Shape(dims.begin(), dims.end()));
+    sda::detail::require(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) == rank,
+                         "sda::io::read_trajectories: ", name, ": cannot read the extents of \"x\"");
+    const Shape shape(dims.begin(), dims.end());
+    // a hostile header may claim any extents: refuse what cannot be addressed or allocated
+    std::size_t count = 1;
+    for (hsize_t d : dims) {
+        sda::detail::require(d == 0 || count <= std::numeric_limits<std::size_t>::max() / sizeof(float) / d,
+                             "sda::io::read_trajectories: ", name, ": \"x\" of shape ", format_shape(shape),
+                             " is too large to address");
+        count *= static_cast<std::size_t>(d);
+    }
+    Tensor<float> x;
+    try {
+        x = empty_tensor<float>(shape);
+    } catch (const std::bad_alloc&) {
+        sda::detail::fail("sda::io::read_trajectories: ", name, ": cannot allocate \"x\" of shape ", format_shape(shape));
+    }
     sda::detail::require(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()) >= 0,
-                         "sda::io::read_trajectories: ", name, ": reading \"x\" failed (truncated?)");
+                         "sda::io::read_trajectories: ", name, ": reading \"x\" of shape ", format_shape(shape),
+                         " failed (truncated, or stored with a filter this HDF5 lacks?)");
     return x;
 }
 
