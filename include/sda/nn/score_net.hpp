@@ -17,14 +17,13 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
 
 #include "sda/backend/cpu.hpp"
 #include "sda/core/check.hpp"
 #include "sda/core/eigen.hpp"
 #include "sda/core/error.hpp"
 #include "sda/core/tensor.hpp"
+#include "sda/nn/chunks.hpp"
 #include "sda/nn/embedding.hpp"
 #include "sda/nn/resmlp.hpp"
 #include "sda/schedule/concepts.hpp"
@@ -129,7 +128,7 @@ public:
         const std::size_t batch = check_input(x, "input");
         const std::vector<T> tail = embed(t);
         tensor_type out = empty_tensor<T>(shape_of(x));
-        for_chunks(batch, inference_chunk, [&](std::size_t begin, std::size_t end) {
+        detail::for_chunks(batch, inference_chunk, [&](std::size_t begin, std::size_t end) {
             network_.forward(params_.data(), rows_view(x, begin, end), tail.data(), rows_view(out, begin, end));
         });
         return out;
@@ -155,7 +154,7 @@ public:
         const std::size_t batch = check_input(x, "input");
         sda::detail::require(t.size() == batch, "sda::nn::ScoreNet::forward: ", t.size(), " times for ", batch, " samples");
         tensor_type out = empty_tensor<T>(shape_of(x));
-        for_chunks(batch, inference_chunk, [&](std::size_t begin, std::size_t end) {
+        detail::for_chunks(batch, inference_chunk, [&](std::size_t begin, std::size_t end) {
             const RowMatrix<T> input = joint_input(x, t, begin, end, nullptr);
             network_.forward(params_.data(), input, nullptr, rows_view(out, begin, end));
         });
@@ -172,41 +171,19 @@ public:
         sda::detail::require(t.size() == batch && grad.size() == params_.size(),
                         "sda::nn::ScoreNet::accumulate_gradient: ", t.size(), " times and ", grad.size(),
                         " gradient entries for ", batch, " samples and ", params_.size(), " parameters");
-        // chunk 0 accumulates straight into `grad`, the others into buffers added in chunk order
-        const std::size_t chunks = (batch + training_chunk - 1) / training_chunk;
-        std::vector<std::vector<T>> partial(chunks - 1);
-        std::vector<double> losses(chunks, 0.0);
-        tbb::parallel_for(std::size_t{0}, chunks, [&](std::size_t c) {
-            const std::size_t begin = c * training_chunk, end = std::min(batch, begin + training_chunk);
+        return detail::accumulate_chunks<T>(batch, training_chunk, grad, [&](std::size_t begin, std::size_t end, T* g, double& total) {
             const auto n = static_cast<Eigen::Index>(end - begin);
-            T* g = grad.data();
-            if (c > 0) {
-                partial[c - 1].assign(params_.size(), T(0));
-                g = partial[c - 1].data();
-            }
             typename TimeEmbedding<T>::Cache embedding_cache;
             const RowMatrix<T> input = joint_input(x, t, begin, end, &embedding_cache);
             typename ResMLP<T>::Cache cache;
             RowMatrix<T> eps(n, static_cast<Eigen::Index>(features_)), d_eps(eps.rows(), eps.cols());
             network_.forward(params_.data(), input, nullptr, eps, &cache, /*keep_input=*/true);
-            for (Eigen::Index i = 0; i < n; ++i)
-                losses[c] += loss(begin + static_cast<std::size_t>(i), eps.row(i), d_eps.row(i));
+            for (Eigen::Index i = 0; i < n; ++i) total += loss(begin + static_cast<std::size_t>(i), eps.row(i), d_eps.row(i));
             RowMatrix<T> d_embedding;
             network_.backward(params_.data(), cache, d_eps, g, &d_embedding, static_cast<Eigen::Index>(features_),
                               static_cast<Eigen::Index>(config_.embedding));
             embedding_.backward(params_.data(), embedding_cache, d_embedding, g);
         });
-        if (!partial.empty()) {
-            using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-            tbb::parallel_for(tbb::blocked_range<std::size_t>(0, grad.size(), 1 << 15), [&](const auto& r) {
-                const auto n = static_cast<Eigen::Index>(r.size()), at = static_cast<Eigen::Index>(r.begin());
-                Eigen::Map<Array> sum(grad.data() + at, n);
-                for (const auto& part : partial) sum += Eigen::Map<const Array>(part.data() + at, n);
-            });
-        }
-        double total = 0.0;
-        for (double l : losses) total += l;
-        return total;
     }
 
 private:
@@ -221,7 +198,7 @@ private:
                 return;
             }
             caches_.resize(chunk_count());
-            net.for_chunks(batch_, inference_chunk, [&](std::size_t begin, std::size_t end) {
+            detail::for_chunks(batch_, inference_chunk, [&](std::size_t begin, std::size_t end) {
                 net.network_.forward(net.params_.data(), rows_view(x, begin, end), tail_.data(), rows_view(eps_, begin, end),
                                      &caches_[begin / inference_chunk]);
             });
@@ -237,7 +214,7 @@ private:
             sda::detail::check_shape(shape_of(v), shape_of(eps_), "sda::nn::ScoreNet::vjp: cotangent");
             tensor_type out = empty_tensor<T>(shape_of(v));
             const auto features = static_cast<Eigen::Index>(net_->features_);
-            net_->for_chunks(batch_, inference_chunk, [&](std::size_t begin, std::size_t end) {
+            detail::for_chunks(batch_, inference_chunk, [&](std::size_t begin, std::size_t end) {
                 RowMatrix<T> dx;
                 const T* p = net_->params_.data();
                 if (x_) {
@@ -299,15 +276,6 @@ private:
         for (const auto& b : network_.blocks())
             values += 2.0 * double(b.width) + 1.0 + ((b.projected && &b != &network_.blocks().front()) ? double(b.projection.in) : 0.0);
         return values * sizeof(T);
-    }
-
-    /// Runs body(begin, end) over fixed chunks of `chunk` rows, in parallel.
-    template <class Body>
-    static void for_chunks(std::size_t batch, std::size_t chunk, Body&& body) {
-        const std::size_t chunks = (batch + chunk - 1) / chunk;
-        tbb::parallel_for(std::size_t{0}, chunks, [&](std::size_t c) {
-            body(c * chunk, std::min(batch, (c + 1) * chunk));
-        });
     }
 
     Schedule schedule_;
