@@ -190,6 +190,7 @@ private:
     void gather(const ConstRef& X, std::size_t channels, std::size_t n, Grid g, RowMatrix<T>& cols) const {
         const Grid o = output_grid(g);
         cols.resize(static_cast<Eigen::Index>(n * o.pixels()), static_cast<Eigen::Index>(taps() * channels));
+        if (stride == 1) return gather_rows(X, channels, n, g, cols);
         visit(n, g, [&](std::size_t row, std::size_t tap, std::ptrdiff_t source) {
             T* dst = cols.data() + static_cast<Eigen::Index>(row) * cols.outerStride() + static_cast<Eigen::Index>(tap * channels);
             if (source < 0) {
@@ -199,6 +200,43 @@ private:
                 for (std::size_t c = 0; c < channels; ++c) dst[c] = src[c];
             }
         });
+    }
+
+    /// `gather` at stride 1, one image row and tap at a time: the sources of a row of
+    /// output pixels are a contiguous run of input pixels but at the wrapped or
+    /// zero-padded ends, so each is one block copy.
+    void gather_rows(const ConstRef& X, std::size_t channels, std::size_t n, Grid g, RowMatrix<T>& cols) const {
+        const auto kh = static_cast<Eigen::Index>(kernel_height()), kw = static_cast<Eigen::Index>(kernel);
+        const auto H = static_cast<Eigen::Index>(g.height), W = static_cast<Eigen::Index>(g.width);
+        const auto C = static_cast<Eigen::Index>(channels), pw = kw / 2;
+        for (Eigen::Index b = 0; b < static_cast<Eigen::Index>(n); ++b)
+            for (Eigen::Index oy = 0; oy < H; ++oy) {
+                const Eigen::Index row = (b * H + oy) * W;  // first output pixel of this image row
+                for (Eigen::Index ky = 0; ky < kh; ++ky) {
+                    Eigen::Index iy = oy + ky - kh / 2;
+                    const bool outside = iy < 0 || iy >= H;
+                    if (outside && padding == Padding::circular) iy = (iy % H + H) % H;
+                    for (Eigen::Index kx = 0; kx < kw; ++kx) {
+                        auto dst = cols.block(row, (ky * kw + kx) * C, W, C);
+                        if (outside && padding == Padding::zeros) {
+                            dst.setZero();
+                            continue;
+                        }
+                        const Eigen::Index source = (b * H + iy) * W, shift = kx - pw;
+                        // output ox reads input ox + shift: the run [max(0, -shift), min(W, W - shift))
+                        const Eigen::Index first = std::max<Eigen::Index>(0, -shift), last = std::min(W, W - shift);
+                        if (last > first) dst.middleRows(first, last - first) = X.block(source + first + shift, 0, last - first, C);
+                        for (Eigen::Index ox = 0; ox < W; ++ox) {
+                            if (ox >= first && ox < last) {
+                                ox = last - 1;
+                                continue;
+                            }
+                            if (padding == Padding::zeros) dst.row(ox).setZero();
+                            else dst.row(ox) = X.row(source + ((ox + shift) % W + W) % W);
+                        }
+                    }
+                }
+            }
     }
 
     Eigen::Map<const RowMatrix<T>> weights(const T* p) const {
