@@ -2,11 +2,12 @@
 // (Rozet & Louppe, "Score-based Data Assimilation", NeurIPS 2023).
 //
 // Includes every policy kind: schedules, score models (analytic Gaussian,
-// Markov composition, the trainable score network), observation operators,
+// Markov composition, the trainable score networks: MLP and U-Net), observation operators,
 // likelihood guidance, samplers; training and checkpoints; the reference
 // systems (linear-Gaussian chain, Lorenz-63) with their baselines (Kalman/RTS,
 // particle and ensemble Kalman smoothers) and metrics; plus xtensor's views for
-// working with the samples. Not HDF5 (sda/io/hdf5.hpp, target sda::hdf5).
+// working with the samples. Not HDF5 (sda/io/hdf5.hpp, target sda::hdf5) nor
+// the Kolmogorov-flow solver (sda/systems/kolmogorov.hpp, target sda::fftw).
 // Inside the library, include what you use instead.
 #pragma once
 
@@ -59,6 +60,7 @@
 #include "sda/io/safetensors.hpp"
 
 #include "sda/nn/score_net.hpp"
+#include "sda/nn/score_unet.hpp"
 #include "sda/train/adamw.hpp"
 #include "sda/train/checkpoint.hpp"
 #include "sda/train/fit.hpp"

@@ -1,0 +1,392 @@
+// examples/kolmogorov.cpp: the paper's 2-D turbulence experiment (Kolmogorov
+// flow) at CPU size: a U-Net window prior, then zero-shot assimilation of a
+// coarse and a sparse observation of a held-out trajectory.
+//
+// 1. Data: Kolmogorov flow (Re 1000, forcing sin(4y), drag 0.1) simulated on a
+//    128^2 grid by the pseudo-spectral solver, velocities average-pooled to
+//    32^2, 0.2 time units between states (the paper: 256^2 -> 64^2). HDF5,
+//    generated once and reused. Fields are divided by one scale, the velocity
+//    standard deviation of the training set.
+// 2. Prior: a ScoreUNet on windows of 2K+1 = 5 states stacked along channels,
+//    with the forcing as a context channel (the paper's LocalScoreUNet);
+//    AdamW, linear decay; checkpointed every epoch, resumed or reused.
+// 3. Observations of `--length` states of a held-out trajectory, noise std
+//    0.1 (in units of the scale): "coarse" = 4x4 average pooling (8^2 cells)
+//    at every state; "sparse" = the velocity at 64 fixed random points (1/16
+//    of the grid) at every other state; "saturated" (opt-in) = s tanh(x / s)
+//    of the coarse fields, a nonlinear sensor.
+// 4. SDA: MarkovComposedScore<U-Net, 2> guided by SDA-gamma, sampled with the
+//    predictor-corrector sampler.
+//
+// Writes DIR/<scenario>_{truth,samples,observation}.h5 (vorticity fields),
+// DIR/spectra.csv, DIR/rmse.csv, DIR/summary.csv; examples/plot_kolmogorov.py
+// draws DIR/kolmogorov_<scenario>.png, kolmogorov_spectra.png and kolmogorov_rmse.png.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "sda/guidance/guided.hpp"
+#include "sda/guidance/sda.hpp"
+#include "sda/io/atomic_file.hpp"
+#include "sda/io/hdf5.hpp"
+#include "sda/io/progress.hpp"
+#include "sda/nn/score_unet.hpp"
+#include "sda/observe/compose.hpp"
+#include "sda/observe/gather.hpp"
+#include "sda/observe/gaussian.hpp"
+#include "sda/observe/pool.hpp"
+#include "sda/observe/saturation.hpp"
+#include "sda/sample/sample.hpp"
+#include "sda/schedule/vp.hpp"
+#include "sda/score/markov.hpp"
+#include "sda/systems/kolmogorov.hpp"
+#include "sda/train/fit.hpp"
+
+namespace fs = std::filesystem;
+using sda::Tensor;
+using Net = sda::nn::ScoreUNet<sda::VPCosine>;
+
+namespace {
+
+constexpr std::size_t K = 2;
+
+struct Options {
+    fs::path out = "out/kolmogorov";
+    std::size_t grid = 128, coarsen = 4, trajectories = 32, states = 128;
+    double spacing = 0.2, burn_in = 20;
+    std::vector<std::size_t> channels{32, 64, 128}, blocks{1, 1, 1};
+    std::size_t epochs = 32, epoch_size = 2048, batch = 32;
+    double lr = 1e-3;
+    std::vector<std::string> scenarios{"coarse", "sparse"};
+    std::size_t length = 16, samples = 4, steps = 128, corrections = 1;
+    double tau = 0.25, gamma = 1e-2, noise = 0.1, saturation = 1.0;
+    std::uint64_t seed = 7;
+    bool quiet = false;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// DIR/data/<name>.h5, simulated when absent.
+Tensor<float> load_or_simulate(const Options& o, const std::string& name, std::size_t trajectories, std::uint64_t seed) {
+    const fs::path path = o.out / "data" / (name + ".h5");
+    if (fs::exists(path)) {
+        Tensor<float> x = sda::io::read_trajectories(path);
+        const std::size_t m = o.grid / o.coarsen;
+        sda::detail::require(sda::shape_of(x) == sda::Shape{trajectories, o.states, 2, m, m}, "kolmogorov: ", path.string(),
+                             " holds ", sda::format_shape(sda::shape_of(x)), ", not the data these options ask for; remove it "
+                             "or choose another --out");
+        std::printf("data: reusing %s\n", path.c_str());
+        return x;
+    }
+    sda::systems::KolmogorovConfig flow;
+    flow.grid = o.grid;
+    sda::systems::KolmogorovData data;
+    data.trajectories = trajectories, data.states = o.states, data.coarsen = o.coarsen;
+    data.spacing = o.spacing, data.burn_in = o.burn_in, data.seed = seed;
+    sda::Progress progress("simulating " + name, !o.quiet);
+    const auto t0 = std::chrono::steady_clock::now();
+    Tensor<float> x = sda::systems::kolmogorov_trajectories(flow, data, [&](std::size_t done) { progress.update(done, trajectories); });
+    sda::io::write_trajectories(path, x);
+    std::printf("data: %zu trajectories of %zu states on %zu^2 -> %zu^2 in %.1f s -> %s\n", trajectories, o.states, o.grid,
+                o.grid / o.coarsen, seconds_since(t0), path.c_str());
+    return x;
+}
+
+/// The forcing sin(4 y) at the cell centres of the coarse grid (y along the last axis), the context channel.
+std::vector<double> forcing_context(const Options& o) {
+    const std::size_t m = o.grid / o.coarsen;
+    std::vector<double> context(m * m);
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < m; ++j) {
+            const double y = 2.0 * M_PI * (double(j * o.coarsen) + 0.5 * double(o.coarsen - 1)) / double(o.grid);
+            context[i * m + j] = std::sin(4.0 * y);
+        }
+    return context;
+}
+
+/// Vorticity of each [2, m, m] velocity of x [N, L, 2, m, m] (times `scale`): [N, L, m, m].
+Tensor<float> vorticity(const Tensor<float>& x, double scale) {
+    const std::size_t n = x.shape()[0], l = x.shape()[1], m = x.shape()[3];
+    Tensor<float> out = sda::empty_tensor<float>({n, l, m, m});
+    std::vector<double> velocity(2 * m * m);
+    for (std::size_t f = 0; f < n * l; ++f) {
+        for (std::size_t i = 0; i < velocity.size(); ++i) velocity[i] = scale * double(x.data()[f * 2 * m * m + i]);
+        const std::vector<double> w = sda::systems::spectral_vorticity(velocity, m);
+        for (std::size_t i = 0; i < m * m; ++i) out.data()[f * m * m + i] = float(w[i]);
+    }
+    return out;
+}
+
+/// Energy spectrum averaged over the states of x [N, L, 2, m, m] (times `scale`).
+std::vector<double> mean_spectrum(const Tensor<float>& x, double scale) {
+    const std::size_t frames = x.shape()[0] * x.shape()[1], m = x.shape()[3];
+    std::vector<double> mean, velocity(2 * m * m);
+    for (std::size_t f = 0; f < frames; ++f) {
+        for (std::size_t i = 0; i < velocity.size(); ++i) velocity[i] = scale * double(x.data()[f * 2 * m * m + i]);
+        const std::vector<double> e = sda::systems::energy_spectrum(velocity, m);
+        mean.resize(e.size(), 0.0);
+        for (std::size_t k = 0; k < e.size(); ++k) mean[k] += e[k] / double(frames);
+    }
+    return mean;
+}
+
+/// Root mean square over the entries of state i of each sample: [N][L].
+double state_rmse(const Tensor<float>& a, std::size_t sample, const Tensor<float>& truth, std::size_t state) {
+    const std::size_t frame = a.size() / (a.shape()[0] * a.shape()[1]), l = a.shape()[1];
+    const float* p = a.data() + (sample * l + state) * frame;
+    const float* q = truth.data() + state * frame;
+    double sum = 0;
+    for (std::size_t i = 0; i < frame; ++i) sum += double(p[i] - q[i]) * double(p[i] - q[i]);
+    return std::sqrt(sum / double(frame));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    CLI::App app{"Kolmogorov-flow data assimilation with a U-Net window prior (SDA)"};
+    app.add_option("--out", o.out, "output folder (data, checkpoint, fields, CSVs, figures)");
+    app.add_option("--grid", o.grid, "solver grid (points per axis)")->check(CLI::Range(16, 1024));
+    app.add_option("--coarsen", o.coarsen, "average-pooling factor from the solver grid to the states")->check(CLI::PositiveNumber);
+    app.add_option("--trajectories", o.trajectories, "training trajectories")->check(CLI::PositiveNumber);
+    app.add_option("--states", o.states, "states per trajectory")->check(CLI::Range(8, 100000));
+    app.add_option("--burn-in", o.burn_in, "time discarded before the first state");
+    app.add_option("--channels", o.channels, "U-Net channels per level")->delimiter(',');
+    app.add_option("--blocks", o.blocks, "U-Net residual blocks per level")->delimiter(',');
+    app.add_option("--epochs", o.epochs, "training epochs")->check(CLI::PositiveNumber);
+    app.add_option("--epoch-size", o.epoch_size, "windows per epoch")->check(CLI::PositiveNumber);
+    app.add_option("--batch", o.batch, "windows per training step")->check(CLI::PositiveNumber);
+    app.add_option("--lr", o.lr, "AdamW learning rate (linear decay to 0)")->check(CLI::PositiveNumber);
+    app.add_option("--scenarios", o.scenarios, "observations: coarse, sparse, saturated")->delimiter(',')
+        ->check(CLI::IsMember({"coarse", "sparse", "saturated"}));
+    app.add_option("--length", o.length, "assimilated states (>= 5)")->check(CLI::Range(5, 100000));
+    app.add_option("--samples", o.samples, "posterior samples per scenario")->check(CLI::PositiveNumber);
+    app.add_option("--steps", o.steps, "sampler steps")->check(CLI::PositiveNumber);
+    app.add_option("--corrections", o.corrections, "Langevin corrections per step");
+    app.add_option("--tau", o.tau, "Langevin step size")->check(CLI::PositiveNumber);
+    app.add_option("--gamma", o.gamma, "SDA gamma")->check(CLI::NonNegativeNumber);
+    app.add_option("--noise", o.noise, "observation noise std, in units of the velocity scale")->check(CLI::PositiveNumber);
+    app.add_option("--seed", o.seed, "seed of everything");
+    app.add_flag("--quiet", o.quiet, "no progress display");
+    CLI11_PARSE(app, argc, argv);
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+
+    try {
+        sda::detail::require(o.grid % o.coarsen == 0, "kolmogorov: --coarsen ", o.coarsen, " does not divide --grid ", o.grid);
+        const std::size_t m = o.grid / o.coarsen;
+        sda::detail::require(m % 4 == 0 && m % (std::size_t(1) << (o.channels.size() - 1)) == 0, "kolmogorov: states of ",
+                             m, "^2 cannot be halved by the U-Net's ", o.channels.size(), " levels nor pooled 4x4");
+        sda::detail::require(o.length <= o.states, "kolmogorov: --length ", o.length, " exceeds --states ", o.states);
+        const auto start = std::chrono::steady_clock::now();
+        std::vector<std::pair<std::string, double>> stage_seconds;
+
+        // --- 1. data ------------------------------------------------------------------------------------
+        auto t0 = std::chrono::steady_clock::now();
+        Tensor<float> train = load_or_simulate(o, "train", o.trajectories, o.seed);
+        Tensor<float> valid = load_or_simulate(o, "valid", std::max<std::size_t>(2, o.trajectories / 8), o.seed + 1);
+        Tensor<float> test = load_or_simulate(o, "test", 2, o.seed + 2);
+        double sum2 = 0;
+        for (float v : train) sum2 += double(v) * double(v);
+        const double scale = std::sqrt(sum2 / double(train.size()));
+        for (auto* x : {&train, &valid, &test}) *x /= float(scale);
+        std::printf("data: velocity scale (rms of the training set) %.4f\n", scale);
+        stage_seconds.emplace_back("data", seconds_since(t0));
+
+        // --- 2. the window prior ------------------------------------------------------------------------
+        t0 = std::chrono::steady_clock::now();
+        sda::nn::UNetConfig config;
+        config.event = {2 * K + 1, 2, m, m};
+        config.channels = o.channels, config.blocks = o.blocks;
+        config.context = forcing_context(o);
+        sda::Generator init(o.seed + 10);
+        Net net(sda::VPCosine{}, config, init);
+        {
+            const sda::train::WindowDataset<float> train_set(train, 2 * K + 1), valid_set(valid, 2 * K + 1);
+            sda::train::FitOptions fit;
+            fit.epochs = o.epochs, fit.epoch_size = o.epoch_size, fit.batch_size = o.batch;
+            fit.valid_size = 512;
+            fit.optimizer = {.lr = o.lr, .weight_decay = 1e-3};
+            fit.schedule = sda::train::LrSchedule::linear;
+            fit.checkpoint = o.out / "window_K2.safetensors";
+            fit.progress = !o.quiet;
+            fit.label = "U-Net K=2";
+            sda::Generator train_gen(o.seed + 20);
+            const auto result = sda::train::fit(net, train_set, valid_set, fit, train_gen);
+            double seconds = 0;
+            for (const auto& e : result.history) seconds += e.seconds;
+            std::printf("prior: %s, %zu parameters, %.0f MFLOP per window, loss %.4f (train) %.4f (valid) after %zu epochs, "
+                        "%.1f s per epoch\n",
+                        result.resumed_from >= o.epochs ? "reused checkpoint" : (result.resumed_from ? "resumed" : "trained"),
+                        net.parameters().size(), net.forward_flops() / 1e6, result.history.back().train_loss,
+                        result.history.back().valid_loss, result.history.size(), seconds / double(result.history.size()));
+        }
+        stage_seconds.emplace_back("training", seconds_since(t0));
+
+        // --- 3. and 4. observe a held-out trajectory, assimilate ---------------------------------------------
+        t0 = std::chrono::steady_clock::now();
+        const std::size_t L = o.length, frame = 2 * m * m;
+        Tensor<float> truth = sda::empty_tensor<float>({1, L, 2, m, m});
+        std::copy_n(test.data(), L * frame, truth.data());  // the first held-out trajectory
+        const sda::MarkovComposedScore<Net, K> prior(net, L);
+        const sda::PredictorCorrector sampler{.steps = o.steps, .corrector = {.corrections = o.corrections, .tau = o.tau}};
+        const Tensor<float> truth_vorticity = vorticity(truth, scale);
+        const std::vector<double> truth_spectrum = mean_spectrum(truth, scale);
+
+        sda::AtomicFile spectra(o.out / "spectra.csv"), rmse(o.out / "rmse.csv"), summary(o.out / "summary.csv");
+        spectra.stream() << "scenario,source,k,energy\n";
+        for (std::size_t k = 0; k < truth_spectrum.size(); ++k) spectra.stream() << ",truth," << k << ',' << truth_spectrum[k] << '\n';
+        rmse.stream() << "scenario,state,posterior_mean,sample_mean,spread,baseline\n";
+        summary.stream() << "scenario,observed,seconds,rmse_mean,rmse_samples,spread,rmse_baseline,baseline,chi2\n";
+        struct Row {
+            std::string name, baseline_name;
+            std::size_t observed;
+            double seconds, rmse_mean, rmse_samples, spread, rmse_baseline, chi2;
+        };
+        std::vector<Row> rows;
+        sda::io::write_trajectories(o.out / "truth.h5", truth_vorticity);
+
+        sda::Generator obs_gen(o.seed + 30);
+        std::size_t index = 0;
+        for (const std::string& name : o.scenarios) {
+            ++index;
+            // observation display (vorticity-like field for the figure, NaN where unobserved) and a baseline
+            Tensor<float> display, baseline;
+            std::string baseline_name;
+            auto assimilate = [&](const auto& op, Tensor<float>& x_out) {
+                const Tensor<float> clean = op.apply(truth);
+                const Tensor<float> noise = sda::CpuBackend<float>::normal(sda::shape_of(clean), obs_gen);
+                const Tensor<float> y = Tensor<float>(clean + float(o.noise) * noise);
+                Tensor<float> y_event = y;
+                y_event.reshape(sda::Shape(y.shape().begin() + 1, y.shape().end()));
+                const sda::GaussianObservation obs(op, y_event, o.noise * o.noise);
+                sda::Generator gen(o.seed + 1000 + index);
+                char label[64];
+                std::snprintf(label, sizeof label, "[%zu/%zu] %s", index, o.scenarios.size(), name.c_str());
+                sda::Progress progress(label, !o.quiet);
+                x_out = sda::sample(sampler, sda::guide(prior, obs, sda::SDA{.gamma = o.gamma}), o.samples, gen, progress);
+                // chi2 per observed entry of the posterior samples: about 1 + (posterior variance) / noise^2
+                const Tensor<float> fitted = op.apply(x_out);
+                double chi2 = 0;
+                for (std::size_t b = 0; b < o.samples; ++b)
+                    for (std::size_t i = 0; i < y.size(); ++i) {
+                        const double r = (double(fitted.data()[b * y.size() + i]) - double(y.data()[i])) / o.noise;
+                        chi2 += r * r;
+                    }
+                return std::pair{y, chi2 / double(o.samples * y.size())};
+            };
+            Tensor<float> x;
+            double chi2 = 0;
+            std::size_t observed = 0;
+            if (name == "coarse" || name == "saturated") {
+                const sda::observe::AvgPool pool(4);
+                Tensor<float> y;
+                if (name == "coarse") std::tie(y, chi2) = assimilate(pool, x);
+                else std::tie(y, chi2) = assimilate(sda::observe::compose(sda::observe::Saturation(o.saturation), pool), x);
+                observed = y.size();
+                // display: vorticity of the observed coarse velocity on its 8x8... grid; baseline: nearest upsampling
+                Tensor<float> coarse = y;
+                if (name == "saturated") {  // invert the sensor for the display and the baseline (clipped to its range)
+                    for (float& v : coarse) v = float(o.saturation * std::atanh(std::clamp(double(v) / o.saturation, -0.999, 0.999)));
+                }
+                display = vorticity(coarse, scale);
+                baseline = sda::empty_tensor<float>({1, L, 2, m, m});
+                const std::size_t c = m / 4;
+                for (std::size_t f = 0; f < L * 2; ++f)
+                    for (std::size_t i = 0; i < m; ++i)
+                        for (std::size_t j = 0; j < m; ++j)
+                            baseline.data()[f * m * m + i * m + j] = coarse.data()[f * c * c + (i / 4) * c + j / 4];
+                baseline_name = "upsampled observation";
+            } else {  // sparse: 1/16 of the grid points (fixed random stations), both components, every other state
+                xt::xarray<bool> mask = xt::zeros<bool>({L, std::size_t(2), m, m});
+                std::vector<double> u(m * m);
+                sda::Generator station_gen(o.seed + 31);
+                sda::fill_uniform(u.data(), 1, m * m, station_gen);
+                std::vector<std::size_t> order(m * m);
+                std::iota(order.begin(), order.end(), 0);
+                std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return u[a] < u[b]; });
+                for (std::size_t s = 0; s < L; s += 2)
+                    for (std::size_t p = 0; p < m * m / 16; ++p)
+                        for (std::size_t ch = 0; ch < 2; ++ch) mask(s, ch, order[p] / m, order[p] % m) = true;
+                Tensor<float> y;
+                std::tie(y, chi2) = assimilate(sda::observe::Mask(mask), x);
+                observed = y.size();
+                // display: the observed u component at the stations, NaN elsewhere; baseline: the climatological mean 0
+                display = xt::full_like(truth_vorticity, std::numeric_limits<float>::quiet_NaN());
+                std::size_t at = 0;
+                for (std::size_t s = 0; s < L; ++s)
+                    for (std::size_t ch = 0; ch < 2; ++ch)
+                        for (std::size_t i = 0; i < m; ++i)
+                            for (std::size_t j = 0; j < m; ++j)
+                                if (mask(s, ch, i, j)) {
+                                    if (ch == 0) display(0, s, i, j) = float(scale) * y.data()[at];
+                                    ++at;
+                                }
+                baseline = xt::zeros<float>({std::size_t(1), L, std::size_t(2), m, m});
+                baseline_name = "climatology (zero)";
+            }
+            const double seconds = seconds_since(t0);
+            t0 = std::chrono::steady_clock::now();
+
+            // metrics in units of the velocity scale
+            Tensor<float> mean = xt::zeros<float>({std::size_t(1), L, std::size_t(2), m, m});
+            for (std::size_t b = 0; b < o.samples; ++b)
+                for (std::size_t i = 0; i < L * frame; ++i) mean.data()[i] += x.data()[b * L * frame + i] / float(o.samples);
+            Row row{name, baseline_name, observed, seconds, 0, 0, 0, 0, chi2};
+            for (std::size_t s = 0; s < L; ++s) {
+                double samples_rmse = 0, spread = 0;
+                for (std::size_t b = 0; b < o.samples; ++b) {
+                    samples_rmse += state_rmse(x, b, truth, s) / double(o.samples);
+                    const float* xb = x.data() + (b * L + s) * frame;
+                    const float* mb = mean.data() + s * frame;
+                    double sum = 0;
+                    for (std::size_t i = 0; i < frame; ++i) sum += double(xb[i] - mb[i]) * double(xb[i] - mb[i]);
+                    spread += sum / double(frame) / double(std::max<std::size_t>(1, o.samples - 1));
+                }
+                const double mean_rmse = state_rmse(mean, 0, truth, s), base = state_rmse(baseline, 0, truth, s);
+                rmse.stream() << name << ',' << s << ',' << mean_rmse << ',' << samples_rmse << ',' << std::sqrt(spread) << ','
+                              << base << '\n';
+                row.rmse_mean += mean_rmse / double(L), row.rmse_samples += samples_rmse / double(L);
+                row.spread += std::sqrt(spread) / double(L), row.rmse_baseline += base / double(L);
+            }
+            const std::vector<double> spectrum = mean_spectrum(x, scale);
+            for (std::size_t k = 0; k < spectrum.size(); ++k) spectra.stream() << name << ",posterior," << k << ',' << spectrum[k] << '\n';
+            summary.stream() << name << ',' << observed << ',' << seconds << ',' << row.rmse_mean << ',' << row.rmse_samples
+                             << ',' << row.spread << ',' << row.rmse_baseline << ',' << baseline_name << ',' << chi2 << '\n';
+            sda::io::write_trajectories(o.out / (name + "_samples.h5"), vorticity(x, scale));
+            sda::io::write_trajectories(o.out / (name + "_observation.h5"), display);
+            rows.push_back(row);
+        }
+        spectra.commit(), rmse.commit(), summary.commit();
+        stage_seconds.emplace_back("assimilation", 0);
+        for (const Row& r : rows) stage_seconds.back().second += r.seconds;
+
+        // --- summary --------------------------------------------------------------------------------------
+        std::printf("\nKolmogorov flow, %zu states of %zu^2 velocity fields, %zu posterior samples, %zu steps, C = %zu, "
+                    "gamma %.3g; RMSE in units of the velocity scale (%.3f)\n", L, m, o.samples, o.steps, o.corrections,
+                    o.gamma, scale);
+        std::printf("  %-10s %9s %9s %11s %11s %8s %11s %9s  %s\n", "scenario", "observed", "seconds", "RMSE mean",
+                    "RMSE sample", "spread", "RMSE base", "chi2/obs", "baseline");
+        for (const Row& r : rows)
+            std::printf("  %-10s %9zu %9.0f %11.4f %11.4f %8.4f %11.4f %9.3f  %s\n", r.name.c_str(), r.observed, r.seconds,
+                        r.rmse_mean, r.rmse_samples, r.spread, r.rmse_baseline, r.chi2, r.baseline_name.c_str());
+        std::printf("time: ");
+        for (const auto& [stage, seconds] : stage_seconds) std::printf("%s %.0f s, ", stage.c_str(), seconds);
+        std::printf("total %.0f s\nWrote %s/{summary,rmse,spectra}.csv and vorticity fields (*.h5)\n", seconds_since(start),
+                    o.out.c_str());
+    } catch (const sda::error& e) {
+        std::fprintf(stderr, "kolmogorov: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
