@@ -2,13 +2,20 @@
 """Move sda score networks to and from PyTorch (Debian's python3-torch is enough).
 
 sda writes weights in the safetensors format under the PyTorch state_dict names
-of the paper's ScoreNet (Rozet & Louppe 2023, sda/score.py); see docs/interop.md.
-This script holds the same network in PyTorch and reads and writes those files.
+of the paper's networks (Rozet & Louppe 2023, sda/score.py and sda/nn.py): the
+MLP ScoreNet (sda::nn::ScoreNet) and the convolutional ScoreUNet
+(sda::nn::ScoreUNet, config "kind": "unet"); see docs/interop.md. This script
+holds the same networks in PyTorch and reads and writes those files; which
+network a file holds is read from its "sda.config" metadata.
 
-  torch_interop.py init WEIGHTS [--like FILE]      write a torch-initialised network (config from FILE's metadata)
-  torch_interop.py eps WEIGHTS INPUTS OUT          eps(x, t) of WEIGHTS for INPUTS' tensors "x" [B, ...] and "t" [B]
+  torch_interop.py init WEIGHTS --like FILE        write a torch-initialised network (config from FILE's metadata)
+  torch_interop.py eps WEIGHTS INPUTS OUT          eps(x, t) of WEIGHTS for INPUTS' tensors "x" [B, ...] and "t" [B];
+                                                   when INPUTS also holds "v" [B, ...], OUT also gets
+                                                   "vjp" = (d eps / dx)^T v
   torch_interop.py adamw INPUTS OUT                torch.optim.AdamW on INPUTS' "params" and "grads" [steps, n]
   torch_interop.py to-pt WEIGHTS STATE_DICT.pt     a torch.save'd state_dict, for the paper's code
+  torch_interop.py batch COMMANDS                  the commands above, one per line of the file COMMANDS,
+                                                   in one process (importing torch once)
 
 The safetensors reader and writer below cover the format's little-endian
 F32/F64 tensors and string metadata; files written here load with the
@@ -64,12 +71,14 @@ def write_safetensors(path, tensors, metadata=None):
 
 
 class LayerNorm(nn.Module):
-    def __init__(self, unbiased=True):
+    """(x - mean) / sqrt(var + 1e-5) over `dim`, no affine parameters (zuko's, with the variance over N - 1)."""
+
+    def __init__(self, unbiased=True, dim=-1):
         super().__init__()
-        self.unbiased = unbiased
+        self.unbiased, self.dim = unbiased, dim
 
     def forward(self, x):
-        variance, mean = torch.var_mean(x, unbiased=self.unbiased, dim=-1, keepdim=True)
+        variance, mean = torch.var_mean(x, unbiased=self.unbiased, dim=self.dim, keepdim=True)
         return (x - mean) / (variance + 1e-5).sqrt()
 
 
@@ -121,10 +130,119 @@ class ScoreNet(nn.Module):
         return self.network(torch.cat((x, e), dim=-1)).reshape(shape)
 
 
+# --- the paper's convolutional U-Net (sda/nn.py: ModResidualBlock, UNet; sda/score.py: ScoreUNet) ---
+
+CONVOLUTIONS = {1: nn.Conv1d, 2: nn.Conv2d}
+
+
+class ModResidualBlock(nn.Module):
+    """x + residue(x + project(y)): the modulation y shifts every channel."""
+
+    def __init__(self, project, residue):
+        super().__init__()
+        self.project, self.residue = project, residue
+
+    def forward(self, x, y):
+        return x + self.residue(x + self.project(y))
+
+
+class UNet(nn.Module):
+    """Levels of `hidden_channels[i]` channels, halving the grid at each level.
+
+    heads[i]: a convolution (stride 2 below level 0); descent[i], ascent: modulated
+    residual blocks; tails: LayerNorm over channels, nearest upsampling and a
+    convolution up to the level above, or to the output at level 0. `tails` and
+    `ascent` are listed from the deepest level up.
+    """
+
+    def __init__(self, in_channels, out_channels, mod_features, hidden_channels, hidden_blocks, kernel_size=3,
+                 stride=2, activation=nn.SiLU, spatial=2, padding_mode="circular", unbiased=True):
+        super().__init__()
+        channel_dim = -(spatial + 1)
+
+        def convolution(before, after, step=1):
+            return CONVOLUTIONS[spatial](before, after, kernel_size, stride=step, padding=kernel_size // 2,
+                                         padding_mode=padding_mode)
+
+        def block(channels):
+            return ModResidualBlock(
+                nn.Sequential(nn.Linear(mod_features, channels), nn.Unflatten(-1, (-1,) + (1,) * spatial)),
+                nn.Sequential(LayerNorm(unbiased, channel_dim), convolution(channels, channels), activation(),
+                              convolution(channels, channels)),
+            )
+
+        self.heads, self.tails = nn.ModuleList(), nn.ModuleList()
+        self.descent, self.ascent = nn.ModuleList(), nn.ModuleList()
+        for i, (channels, blocks) in enumerate(zip(hidden_channels, hidden_blocks)):
+            if i == 0:
+                self.heads.append(convolution(in_channels, channels))
+                self.tails.append(convolution(channels, out_channels))
+            else:
+                above = hidden_channels[i - 1]
+                self.heads.append(nn.Sequential(convolution(above, channels, stride)))
+                self.tails.append(nn.Sequential(
+                    LayerNorm(unbiased, channel_dim),
+                    nn.Upsample(scale_factor=(stride,) * spatial, mode="nearest"),
+                    convolution(channels, above),
+                ))
+            self.descent.append(nn.ModuleList(block(channels) for _ in range(blocks)))
+            self.ascent.append(nn.ModuleList(block(channels) for _ in range(blocks)))
+        self.tails = nn.ModuleList(reversed(self.tails))
+        self.ascent = nn.ModuleList(reversed(self.ascent))
+
+    def forward(self, x, y):
+        memory = []
+        for head, blocks in zip(self.heads, self.descent):
+            x = head(x)
+            for block in blocks:
+                x = block(x, y)
+            memory.append(x)
+        memory.pop()
+        for blocks, tail in zip(self.ascent, self.tails):
+            for block in blocks:
+                x = block(x, y)
+            x = tail(x) + memory.pop() if memory else tail(x)
+        return x
+
+
+class ScoreUNet(nn.Module):
+    """eps(x, t) = UNet([x, context], embedding(t)), every axis of the event before the grid folded into channels."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.event, spatial = config["event"], config["spatial"]
+        self.grid = list(self.event[-spatial:])
+        self.channels = math.prod(self.event[:-spatial])
+        context = torch.tensor(config["context"], dtype=torch.float64).to(torch.float32).reshape(-1, *self.grid)
+        self.register_buffer("context", context, persistent=False)  # a constant of the config, not a weight
+        self.embedding = TimeEmbedding(config["embedding"], config["frequencies"], config["embedding_hidden"])
+        self.network = UNet(
+            self.channels + context.shape[0], self.channels, config["embedding"], config["channels"], config["blocks"],
+            config["kernel"], 2, ACTIVATIONS[config["activation"]], spatial, config["padding"],
+            config["unbiased_layer_norm"],
+        )
+        self.memory_format = torch.contiguous_format  # the U-Net's input layout: torch.channels_last is an option in 2-D
+
+    def forward(self, x, t):
+        shape = x.shape
+        x = x.reshape(-1, self.channels, *self.grid)
+        x = torch.cat((x, self.context.expand(x.shape[0], *self.context.shape)), dim=1)
+        x = x.contiguous(memory_format=self.memory_format)
+        return self.network(x, self.embedding(t)).reshape(shape)
+
+
+MODELS = {"mlp": ScoreNet, "unet": ScoreUNet}
+
+
+def model(config):
+    """The network a "sda.config" describes (no "kind": the MLP ScoreNet)."""
+    return MODELS[config.get("kind", "mlp")](config)
+
+
 def load(path):
     tensors, metadata = read_safetensors(path)
     config = json.loads(metadata["sda.config"])
-    net = ScoreNet(config)
+    net = model(config)
     weights = {k: v.to(torch.float32) for k, v in tensors.items() if not k.startswith("optimizer.")}
     missing, unexpected = net.load_state_dict(weights, strict=False)
     assert set(missing) <= {"embedding.freqs"} and not unexpected, (missing, unexpected)
@@ -132,20 +250,29 @@ def load(path):
 
 
 def main(argv):
-    command = argv[1]
+    command = argv[1] if len(argv) > 1 else None
     if command == "init":
-        _, config = read_safetensors(argv[argv.index("--like") + 1]) if "--like" in argv else (None, None)
+        if "--like" not in argv:
+            sys.exit("torch_interop.py init: --like FILE gives the architecture")
+        _, config = read_safetensors(argv[argv.index("--like") + 1])
         config = json.loads(config["sda.config"])
         torch.manual_seed(0)
-        net = ScoreNet(config)
+        net = model(config)
         state = {k: v for k, v in net.state_dict().items() if k != "embedding.freqs"}
         write_safetensors(argv[2], state, {"format": "pt", "sda.config": json.dumps(config)})
     elif command == "eps":
         net, _ = load(argv[2])
         inputs, _ = read_safetensors(argv[3])
-        with torch.no_grad():
-            eps = net(inputs["x"].to(torch.float32), inputs["t"].to(torch.float32))
-        write_safetensors(argv[4], {"eps": eps})
+        x, t = inputs["x"].to(torch.float32), inputs["t"].to(torch.float32)
+        if "v" in inputs:
+            x.requires_grad_(True)
+            eps = net(x, t)
+            (vjp,) = torch.autograd.grad(eps, x, inputs["v"].to(torch.float32))
+            write_safetensors(argv[4], {"eps": eps.detach(), "vjp": vjp})
+        else:
+            with torch.no_grad():
+                eps = net(x, t)
+            write_safetensors(argv[4], {"eps": eps})
     elif command == "adamw":
         inputs, metadata = read_safetensors(argv[2])
         options = json.loads(metadata["options"])
@@ -162,6 +289,22 @@ def main(argv):
     elif command == "to-pt":
         net, _ = load(argv[2])
         torch.save(net.state_dict(), argv[3])
+    elif command == "batch":
+        import shlex
+        import traceback
+
+        failed = 0
+        with open(argv[2]) as handle:
+            for line in handle:
+                if line.strip():
+                    try:
+                        main([argv[0], *shlex.split(line)])
+                    except Exception:  # report it, run the rest
+                        failed += 1
+                        print(f"torch_interop.py: failed: {line.strip()}", file=sys.stderr)
+                        traceback.print_exc()
+        if failed:
+            sys.exit(f"torch_interop.py batch: {failed} commands failed")
     else:
         sys.exit(__doc__)
 
