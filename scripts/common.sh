@@ -14,8 +14,9 @@ SDA_JOBS="${SDA_JOBS:-$(nproc)}"
 SDA_PACKAGES_BUILD=(cmake g++ make ccache pkg-config libeigen3-dev libxtensor-dev libxtensor-blas-dev libtbb-dev
                     librandom123-dev libopenblas-dev liblapack-dev nlohmann-json3-dev libhdf5-dev libcli11-dev
                     libfftw3-dev)
-# python3-torch: the PyTorch interop test (tools/torch_interop.py) runs instead of being skipped
-SDA_PACKAGES_TEST=(doctest-dev libboost-dev libbenchmark-dev python3-torch)
+# python3-torch: the PyTorch interop test (tools/torch_interop.py) runs instead of being skipped;
+# libtorch-dev (a CPU build of libtorch): the torch adapter (sda::torch) is built and tested
+SDA_PACKAGES_TEST=(doctest-dev libboost-dev libbenchmark-dev python3-torch libtorch-dev)
 SDA_PACKAGES_PLOT=(python3-matplotlib python3-h5py)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

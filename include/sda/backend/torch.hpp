@@ -1,0 +1,365 @@
+// sda/backend/torch.hpp: `TorchBackend`, the backend of models on libtorch
+// tensors (CPU or CUDA), and `TorchScoreModel`, which makes any torch module
+// computing eps(x, t) an sda `ScoreModel`.
+//
+// Needs libtorch (CMake target `sda::torch`, defined when find_package(Torch)
+// succeeds); nothing else in sda includes it. Samplers, guidance and
+// `MarkovComposedScore` run unchanged on a `TorchScoreModel`: every tensor they
+// create lives on the backend's device, per-sample quantities are [B] device
+// tensors and scalars are plain doubles, so a sampling run makes no host round
+// trip between steps. Input VJPs come from autograd.
+//
+//   auto module = torch::jit::load("window_model.pt");     // exported from PyTorch
+//   sda::TorchBackend be{.device = torch::kCUDA};
+//   sda::TorchScoreModel model(module, sda::VPSchedule{}, {5, 3}, be);
+//   sda::MarkovComposedScore<decltype(model), 2> prior(model, 65);
+//   auto x = sda::sample(sda::PredictorCorrector{}, prior, 1024, gen);   // [1024, 65, 3] on the GPU
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "sda/backend/concepts.hpp"
+#include "sda/core/error.hpp"
+#include "sda/core/random.hpp"
+#include "sda/core/shape.hpp"
+#include "sda/core/tensor.hpp"
+#include "sda/schedule/concepts.hpp"
+#include "sda/score/concepts.hpp"
+
+namespace sda {
+
+namespace detail {
+
+inline std::vector<std::int64_t> torch_sizes(const Shape& shape) { return {shape.begin(), shape.end()}; }
+
+inline Shape shape_of_torch(const torch::Tensor& x) {
+    Shape shape;
+    for (const auto extent : x.sizes()) shape.push_back(static_cast<std::size_t>(extent));
+    return shape;
+}
+
+/// {first, second, x's sizes from axis `drop` on}.
+inline std::vector<std::int64_t> sizes_with(const torch::Tensor& x, std::int64_t first, std::int64_t second,
+                                            std::int64_t drop) {
+    std::vector<std::int64_t> sizes{first, second};
+    for (std::int64_t d = drop; d < x.dim(); ++d) sizes.push_back(x.size(d));
+    return sizes;
+}
+
+}  // namespace detail
+
+/// The array algebra of sda on libtorch tensors of one dtype on one device.
+///
+/// Noise: with `Noise::device` (the default), `normal` draws on the device from
+/// a torch generator seeded by (gen.seed(), draw): reproducible for a seed and a
+/// device, but not batch-size invariant and not the numbers `CpuBackend` draws.
+/// With `Noise::host` it draws sda's own Philox numbers on the host and copies
+/// them over: exactly `CpuBackend`'s noise (for tests and CPU/GPU comparisons),
+/// at the price of a host-to-device copy per draw.
+struct TorchBackend {
+    using tensor_type = torch::Tensor;
+    enum class Noise { device, host };
+
+    torch::Device device = torch::kCPU;
+    torch::ScalarType dtype = torch::kFloat32;
+    Noise noise = Noise::device;
+
+    torch::TensorOptions options() const { return torch::TensorOptions().dtype(dtype).device(device); }
+    /// `x` as a tensor of this backend (moved to its device and dtype when needed).
+    torch::Tensor adopt(const torch::Tensor& x) const { return x.to(options()); }
+
+    // --- creation -----------------------------------------------------------
+    Shape shape(const torch::Tensor& x) const { return detail::shape_of_torch(x); }
+    torch::Tensor zeros(const Shape& shape) const { return torch::zeros(detail::torch_sizes(shape), options()); }
+    torch::Tensor fill_like(const torch::Tensor& x, double a) const { return torch::full_like(x, a); }
+    torch::Tensor normal(const Shape& shape, Generator& gen) const {
+        const std::uint64_t draw = gen.next_draw();
+        const auto sizes = detail::torch_sizes(shape);
+        if (noise == Noise::host) {
+            const std::size_t rows = shape.empty() ? 1 : shape[0];
+            const std::size_t cols = rows ? element_count(shape) / rows : 0;
+            auto host = torch::empty(sizes, torch::TensorOptions().dtype(dtype));
+            if (dtype == torch::kFloat64)
+                detail::fill_random(host.data_ptr<double>(), rows, cols, gen.seed(), draw, detail::Distribution::normal);
+            else
+                detail::fill_random(host.data_ptr<float>(), rows, cols, gen.seed(), draw, detail::Distribution::normal);
+            return host.to(options());
+        }
+        auto source = at::globalContext().defaultGenerator(device).clone();
+        {
+            std::lock_guard<std::mutex> lock(source.mutex());
+            // splitmix64 of (seed, draw): distinct streams for distinct draws
+            std::uint64_t z = gen.seed() + 0x9e3779b97f4a7c15ULL * (draw + 1);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            source.set_current_seed(z ^ (z >> 31));
+        }
+        return torch::randn(sizes, source, options());
+    }
+
+    // --- element-wise -----------------------------------------------------------
+    torch::Tensor axpby(double a, const torch::Tensor& x, double b, const torch::Tensor& y) const {
+        same_shape(x, y, "axpby");
+        return torch::add(torch::mul(x, a), y, b);
+    }
+    torch::Tensor scale(double a, const torch::Tensor& x) const { return torch::mul(x, a); }
+    torch::Tensor add_scalar(const torch::Tensor& x, double a) const { return torch::add(x, a); }
+    torch::Tensor add(const torch::Tensor& x, const torch::Tensor& y) const { return torch::add(x, y); }
+    torch::Tensor sub(const torch::Tensor& x, const torch::Tensor& y) const { return torch::sub(x, y); }
+    torch::Tensor mul(const torch::Tensor& x, const torch::Tensor& y) const { return torch::mul(x, y); }
+    torch::Tensor div(const torch::Tensor& x, const torch::Tensor& y) const { return torch::div(x, y); }
+    torch::Tensor safe_div(const torch::Tensor& x, const torch::Tensor& y) const {
+        return torch::where(y == 0, torch::zeros_like(x), x / y);
+    }
+    torch::Tensor sqrt(const torch::Tensor& x) const { return torch::sqrt(x); }
+
+    // --- per sample ---------------------------------------------------------------
+    torch::Tensor scale_rows(const torch::Tensor& v, const torch::Tensor& x) const {
+        detail::require(x.dim() >= 1 && v.dim() == 1 && v.size(0) == x.size(0), "sda::TorchBackend::scale_rows: ",
+                        "per-sample vector of shape ", format_shape(shape(v)), " does not match batch ",
+                        format_shape(shape(x)));
+        std::vector<std::int64_t> sizes(static_cast<std::size_t>(x.dim()), 1);
+        sizes[0] = v.size(0);
+        return x * v.view(sizes);
+    }
+    /// Per-sample sums accumulate in double, as `CpuBackend`'s.
+    torch::Tensor dot(const torch::Tensor& x, const torch::Tensor& y) const {
+        same_shape(x, y, "dot");
+        return rows(x * y).sum(1, false, torch::kFloat64).to(dtype);
+    }
+    torch::Tensor mean_square(const torch::Tensor& x) const {
+        return rows(x.square()).mean(1, false, torch::kFloat64).to(dtype);
+    }
+    torch::Tensor mean_like(const torch::Tensor& x) const {
+        detail::require(x.numel() > 0, "sda::TorchBackend::mean_like: empty tensor");
+        return x.mean(torch::kFloat64).to(dtype).expand(x.sizes());
+    }
+
+    // --- windows of a trajectory ------------------------------------------------
+    /// [B, L, S...] -> [B (L-w+1), w, S...]: every stride-1 window of w states, on the device.
+    torch::Tensor unfold(const torch::Tensor& x, std::size_t width) const {
+        detail::require(x.dim() >= 2 && width >= 1 && static_cast<std::int64_t>(width) <= x.size(1),
+                        "sda::TorchBackend::unfold: cannot cut ", width, "-state windows from shape ",
+                        format_shape(shape(x)));
+        const auto w = static_cast<std::int64_t>(width);
+        const std::int64_t windows = x.size(1) - w + 1;
+        // [B, W, S..., w] -> [B, W, w, S...] -> [B W, w, S...]
+        return x.unfold(1, w, 1).movedim(-1, 2).reshape(detail::sizes_with(x, x.size(0) * windows, w, 2));
+    }
+    /// Adjoint of `unfold`: [B W, w, S...] -> [B, W+w-1, S...], summing overlaps.
+    torch::Tensor unfold_adjoint(const torch::Tensor& g, std::size_t batch) const {
+        const auto b = static_cast<std::int64_t>(batch);
+        detail::require(g.dim() >= 2 && b >= 1 && g.size(0) % b == 0, "sda::TorchBackend::unfold_adjoint: shape ",
+                        format_shape(shape(g)), " is not a batch of ", batch, " sets of windows");
+        const std::int64_t windows = g.size(0) / b, width = g.size(1);
+        const torch::Tensor grouped = g.reshape(detail::sizes_with(g, b, windows, 1));  // [B, W, w, S...]
+        torch::Tensor out = torch::zeros(detail::sizes_with(g, b, windows + width - 1, 2), g.options());
+        for (std::int64_t j = 0; j < width; ++j) out.narrow(1, j, windows).add_(grouped.select(2, j));
+        return out;
+    }
+    /// The Markov blanket composition (see `CpuBackend::pick_centres`): [B W, 2K+1, S...] -> [B, W+2K, S...].
+    torch::Tensor pick_centres(const torch::Tensor& e, std::size_t order, std::size_t batch) const {
+        const auto k = static_cast<std::int64_t>(order), b = static_cast<std::int64_t>(batch);
+        detail::require(e.dim() >= 2 && e.size(1) == 2 * k + 1 && b >= 1 && e.size(0) % b == 0,
+                        "sda::TorchBackend::pick_centres: shape ", format_shape(shape(e)), " is not a batch of ",
+                        batch, " sets of ", 2 * order + 1, "-state windows");
+        const std::int64_t windows = e.size(0) / b;
+        const torch::Tensor grouped = e.reshape(detail::sizes_with(e, b, windows, 1));  // [B, W, 2K+1, S...]
+        return torch::cat({grouped.select(1, 0).narrow(1, 0, k), grouped.select(2, k),
+                           grouped.select(1, windows - 1).narrow(1, k + 1, k)},
+                          1);
+    }
+    /// Adjoint of `pick_centres`: [B, L, S...] -> [B W, 2K+1, S...], zero where not picked.
+    torch::Tensor pick_centres_adjoint(const torch::Tensor& v, std::size_t order) const {
+        const auto k = static_cast<std::int64_t>(order);
+        detail::require(v.dim() >= 2 && v.size(1) >= 2 * k + 1, "sda::TorchBackend::pick_centres_adjoint: shape ",
+                        format_shape(shape(v)), " holds fewer than 2K+1 = ", 2 * order + 1, " states");
+        const std::int64_t b = v.size(0), length = v.size(1), windows = length - 2 * k;
+        std::vector<std::int64_t> sizes{b, windows, 2 * k + 1};
+        for (std::int64_t d = 2; d < v.dim(); ++d) sizes.push_back(v.size(d));
+        torch::Tensor out = torch::zeros(sizes, v.options());
+        out.select(1, 0).narrow(1, 0, k).copy_(v.narrow(1, 0, k));
+        out.select(2, k).copy_(v.narrow(1, k, windows));
+        out.select(1, windows - 1).narrow(1, k + 1, k).copy_(v.narrow(1, length - k, k));
+        return out.reshape(detail::sizes_with(v, b * windows, 2 * k + 1, 2));
+    }
+
+    // --- checks at boundaries (these synchronise with the device) -------------------
+    bool all_finite(const torch::Tensor& x) const { return torch::isfinite(x).all().item<bool>(); }
+    double min(const torch::Tensor& x) const {
+        detail::require(x.numel() > 0, "sda::TorchBackend::min: empty tensor");
+        return x.min().item<double>();
+    }
+
+private:
+    void same_shape(const torch::Tensor& x, const torch::Tensor& y, const char* op) const {
+        detail::require(x.sizes() == y.sizes(), "sda::TorchBackend::", op, ": shapes ", format_shape(shape(x)),
+                        " and ", format_shape(shape(y)), " differ");
+    }
+    static torch::Tensor rows(const torch::Tensor& x) {
+        detail::require(x.dim() >= 1, "sda::TorchBackend: a per-sample reduction needs a batch dimension");
+        return x.reshape({x.size(0), -1});
+    }
+};
+
+static_assert(Backend<TorchBackend>, "TorchBackend must satisfy sda::Backend");
+
+/// An sda tensor as a torch tensor of `backend` (a copy, on its device).
+template <class T>
+torch::Tensor to_torch(const Tensor<T>& x, const TorchBackend& backend = {}) {
+    const auto dtype = std::is_same_v<T, double> ? torch::kFloat64 : torch::kFloat32;
+    static_assert(std::is_same_v<T, double> || std::is_same_v<T, float>, "sda::to_torch: float or double tensors");
+    const Tensor<T> contiguous = x;
+    return torch::from_blob(const_cast<T*>(contiguous.data()), detail::torch_sizes(shape_of(x)),
+                            torch::TensorOptions().dtype(dtype))
+        .to(backend.options(), /*non_blocking=*/false, /*copy=*/true);
+}
+
+/// A torch tensor (any device) as an sda tensor on the host.
+template <class T>
+Tensor<T> from_torch(const torch::Tensor& x) {
+    static_assert(std::is_same_v<T, double> || std::is_same_v<T, float>, "sda::from_torch: float or double tensors");
+    const auto host = x.detach().to(torch::kCPU, std::is_same_v<T, double> ? torch::kFloat64 : torch::kFloat32).contiguous();
+    Tensor<T> out = empty_tensor<T>(detail::shape_of_torch(host));
+    std::copy_n(host.template data_ptr<T>(), out.size(), out.data());
+    return out;
+}
+
+/// A pointer-like handle to a C++ torch module computing eps(x, t): a `torch::nn::ModuleHolder`
+/// (`TORCH_MODULE`) or a `std::shared_ptr` to a `torch::nn::Module` with `forward(x, t)`.
+template <class M>
+concept TorchModulePointer = requires(M& m, const torch::Tensor& x) {
+    { m->forward(x, x) } -> std::convertible_to<torch::Tensor>;
+    m->to(torch::kCPU, torch::kFloat32);
+    m->eval();
+};
+
+/// eps(x, t) of a torch model: `x` [B, event...] and `t` [B], both on the backend's device.
+using TorchForward = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
+
+/// Any torch computation of eps(x, t) as an sda `ScoreModel` on a `TorchBackend`.
+///
+/// The wrapped module takes `(x, t)`: x a batch [B, event...] and t the diffusion
+/// times [B], in the backend's dtype on its device, and returns eps shaped like x
+/// (the convention of the paper's ScoreNet and ScoreUNet). `eps` runs without
+/// autograd; `vjp` and `linearize` differentiate with respect to x only. The
+/// model holds the module by shared pointer: copies share it.
+template <NoiseSchedule Schedule>
+class TorchScoreModel {
+public:
+    using backend_type = TorchBackend;
+    using tensor_type = torch::Tensor;
+    using schedule_type = Schedule;
+
+    /// A model from a callable `forward(x, t)`.
+    TorchScoreModel(TorchForward forward, Schedule schedule, Shape event, TorchBackend backend = {})
+        : forward_(std::move(forward)), schedule_(std::move(schedule)), event_(std::move(event)), backend_(backend) {
+        detail::require(static_cast<bool>(forward_), "sda::TorchScoreModel: no forward function");
+        detail::require(!event_.empty(), "sda::TorchScoreModel: the event shape needs at least one axis");
+    }
+    /// A model from a C++ module (a `torch::nn::ModuleHolder` such as `sda::torch_nn::ScoreNet`,
+    /// or a `std::shared_ptr` to a module) with `forward(x, t)`; the module is moved to the
+    /// backend's device and dtype and set to evaluation mode.
+    template <TorchModulePointer Module>
+    TorchScoreModel(Module module, Schedule schedule, Shape event, TorchBackend backend = {})
+        : TorchScoreModel(prepare(std::move(module), backend), std::move(schedule), std::move(event), backend) {}
+    /// A model from a TorchScript module (`torch::jit::load`); moved to the backend's
+    /// device and dtype, evaluation mode.
+    TorchScoreModel(torch::jit::Module module, Schedule schedule, Shape event, TorchBackend backend = {})
+        : TorchScoreModel(prepare_script(std::move(module), backend), std::move(schedule), std::move(event),
+                          backend) {}
+    /// A TorchScript model from a file written by `torch.jit.save` / `ScriptModule.save`.
+    static TorchScoreModel load(const std::string& path, Schedule schedule, Shape event, TorchBackend backend = {}) {
+        torch::jit::Module module;
+        try {
+            module = torch::jit::load(path, backend.device);
+        } catch (const c10::Error& e) {
+            detail::fail("sda::TorchScoreModel::load: cannot load TorchScript module ", path, ": ",
+                         e.what_without_backtrace());
+        }
+        return TorchScoreModel(std::move(module), std::move(schedule), std::move(event), backend);
+    }
+
+    const TorchBackend& backend() const { return backend_; }
+    const Schedule& schedule() const { return schedule_; }
+    const Shape& event_shape() const { return event_; }
+
+    torch::Tensor eps(const torch::Tensor& x, double t) const {
+        torch::NoGradGuard no_grad;
+        return call(x, t);
+    }
+    torch::Tensor vjp(const torch::Tensor& x, double t, const torch::Tensor& v) const {
+        return linearize(x, t).vjp(v);
+    }
+
+    /// eps at (x, t) with its autograd graph kept: each `vjp(v)` is one backward pass.
+    class Linearized {
+    public:
+        Linearized(const TorchScoreModel& model, const torch::Tensor& x, double t) {
+            torch::AutoGradMode grad(true);
+            input_ = x.detach().requires_grad_(true);
+            output_ = model.call(input_, t);
+            eps_ = output_.detach();
+        }
+        const torch::Tensor& eps() const { return eps_; }
+        torch::Tensor vjp(const torch::Tensor& v) const {
+            detail::require(v.sizes() == eps_.sizes(), "sda::TorchScoreModel::vjp: cotangent of shape ",
+                            format_shape(detail::shape_of_torch(v)), " for eps of shape ",
+                            format_shape(detail::shape_of_torch(eps_)));
+            if (!output_.requires_grad()) return torch::zeros_like(input_);  // eps does not depend on x
+            auto grads = torch::autograd::grad({output_}, {input_}, {v}, /*retain_graph=*/true,
+                                               /*create_graph=*/false, /*allow_unused=*/true);
+            return grads[0].defined() ? grads[0] : torch::zeros_like(input_);
+        }
+
+    private:
+        torch::Tensor input_, output_, eps_;
+    };
+    Linearized linearize(const torch::Tensor& x, double t) const { return Linearized(*this, x, t); }
+
+private:
+    torch::Tensor call(const torch::Tensor& x, double t) const {
+        detail::require(x.dim() == static_cast<std::int64_t>(event_.size()) + 1 &&
+                            event_shape_of(detail::shape_of_torch(x)) == event_,
+                        "sda::TorchScoreModel: input of shape ", format_shape(detail::shape_of_torch(x)),
+                        " is not a batch of events ", format_shape(event_));
+        const torch::Tensor times = torch::full({x.size(0)}, t, x.options().requires_grad(false));
+        torch::Tensor out = forward_(x, times);
+        detail::require(out.sizes() == x.sizes(), "sda::TorchScoreModel: the module returned shape ",
+                        format_shape(detail::shape_of_torch(out)), " for input ", format_shape(detail::shape_of_torch(x)));
+        return out;
+    }
+    template <class Module>
+    static TorchForward prepare(Module module, const TorchBackend& backend) {
+        module->to(backend.device, backend.dtype);
+        module->eval();
+        return [module](const torch::Tensor& x, const torch::Tensor& t) mutable -> torch::Tensor { return module->forward(x, t); };
+    }
+    static TorchForward prepare_script(torch::jit::Module module, const TorchBackend& backend) {
+        module.to(backend.device, backend.dtype);
+        module.eval();
+        auto shared = std::make_shared<torch::jit::Module>(std::move(module));
+        return [shared](const torch::Tensor& x, const torch::Tensor& t) -> torch::Tensor {
+            return shared->forward({x, t}).toTensor();
+        };
+    }
+
+    TorchForward forward_;
+    Schedule schedule_;
+    Shape event_;
+    TorchBackend backend_;
+};
+
+}  // namespace sda
