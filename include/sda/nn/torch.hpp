@@ -49,7 +49,15 @@ inline torch::Tensor activate(const torch::Tensor& x, nn::Activation a) {
 }
 
 /// (x - mean) / sqrt(var + 1e-5) over axis `dim`, no affine parameters (zuko's LayerNorm).
+/// Over the last axis it is torch's fused layer_norm: with the variance over N - 1,
+/// (x - m) / sqrt(v N / (N - 1) + e) = sqrt((N - 1) / N) (x - m) / sqrt(v + e (N - 1) / N).
 inline torch::Tensor layer_norm(const torch::Tensor& x, std::int64_t dim, bool unbiased) {
+    if (dim == -1 || dim == x.dim() - 1) {
+        const auto n = static_cast<double>(x.size(-1));
+        const double shrink = unbiased ? (n - 1) / n : 1.0;
+        const torch::Tensor y = torch::layer_norm(x, {x.size(-1)}, {}, {}, 1e-5 * shrink);
+        return unbiased ? y * std::sqrt(shrink) : y;
+    }
     const auto [variance, mean] = torch::var_mean(x, {dim}, unbiased, /*keepdim=*/true);
     return (x - mean) / torch::sqrt(variance + 1e-5);
 }
@@ -234,8 +242,10 @@ struct UNetImpl : torch::nn::Module {
         for (std::size_t i = levels; i-- > 0;) {
             for (auto& block : ascent[i]) x = block->forward(x, m);
             if (i > 0) {
-                torch::Tensor h = layer_norm(x, 1, unbiased);
-                for (std::int64_t d = 0; d < spatial; ++d) h = h.repeat_interleave(2, -1 - d);  // nearest x2
+                const torch::Tensor h = torch::nn::functional::interpolate(
+                    layer_norm(x, 1, unbiased), torch::nn::functional::InterpolateFuncOptions()
+                                                    .scale_factor(std::vector<double>(static_cast<std::size_t>(spatial), 2.0))
+                                                    .mode(torch::kNearest));
                 x = tails[i].forward(h) + memory.back();
                 memory.pop_back();
             } else {
