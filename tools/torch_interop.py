@@ -14,6 +14,8 @@ network a file holds is read from its "sda.config" metadata.
                                                    "vjp" = (d eps / dx)^T v
   torch_interop.py adamw INPUTS OUT                torch.optim.AdamW on INPUTS' "params" and "grads" [steps, n]
   torch_interop.py to-pt WEIGHTS STATE_DICT.pt     a torch.save'd state_dict, for the paper's code
+  torch_interop.py export WEIGHTS MODULE.pt        a TorchScript module (traced) computing eps(x, t), for
+                                                   sda::TorchScoreModel::load (sda/backend/torch.hpp)
   torch_interop.py batch COMMANDS                  the commands above, one per line of the file COMMANDS,
                                                    in one process (importing torch once)
 
@@ -289,6 +291,16 @@ def main(argv):
     elif command == "to-pt":
         net, _ = load(argv[2])
         torch.save(net.state_dict(), argv[3])
+    elif command == "export":
+        net, config = load(argv[2])
+        net.eval()
+        # a trace records the operations on example inputs; sizes read from x stay symbolic,
+        # so the module takes any batch (the paper's modules call super().forward, which
+        # torch.jit.script does not support)
+        example = (torch.randn(2, *config["event"]), torch.rand(2))
+        with torch.no_grad():
+            traced = torch.jit.trace(net, example, check_trace=False)
+        traced.save(argv[3])
     elif command == "batch":
         import shlex
         import traceback

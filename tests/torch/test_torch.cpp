@@ -20,6 +20,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -418,6 +419,40 @@ TEST_CASE("torch networks: weights written by libtorch load into the CPU network
     std::ofstream(scratch("truncated.safetensors"), std::ios::binary) << "\x10\0\0\0\0\0\0\0{\"a\":";
     CHECK_THROWS_AS(sda::torch_nn::load(scratch("truncated.safetensors")), sda::error);
     CHECK_THROWS_AS(sda::torch_nn::load(scratch("nothing.safetensors")), sda::error);
+}
+
+TEST_CASE("torch model: networks exported from PyTorch as TorchScript give the CPU networks' eps and VJP") {
+    if (std::system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0) {
+        std::printf("skipped: /usr/bin/python3 cannot import torch (Debian: python3-torch)\n");
+        return;
+    }
+    sda::Generator gen(120);
+    const sda::nn::ScoreNet<sda::VPCosine> mlp(sda::VPCosine{}, {.event = {5, 3}, .embedding = 8, .width = 32, .depth = 2}, gen);
+    sda::nn::UNetConfig config;
+    config.event = {3, 2, 8, 8}, config.channels = {4, 8}, config.blocks = {1, 1}, config.embedding = 6;
+    config.context.assign(64, 0.5);
+    const sda::nn::ScoreUNet<sda::VPCosine> unet(sda::VPCosine{}, config, gen);
+    sda::train::save_checkpoint(scratch("export_mlp.safetensors"), mlp);
+    sda::train::save_checkpoint(scratch("export_unet.safetensors"), unet);
+    const std::string tool = std::string("/usr/bin/python3 ") + SDA_SOURCE_DIR + "/tools/torch_interop.py export ";
+    for (const char* name : {"mlp", "unet"}) {
+        const std::string command = tool + scratch(std::string("export_") + name + ".safetensors").string() + " " +
+                                    scratch(std::string("export_") + name + ".pt").string() + " 2>/dev/null";
+        REQUIRE(std::system(command.c_str()) == 0);
+    }
+    const auto check = [&](const auto& cpu, const char* name) {
+        const Shape event = cpu.event_shape();
+        auto model = sda::TorchScoreModel<sda::VPCosine>::load(scratch(std::string("export_") + name + ".pt").string(),
+                                                               sda::VPCosine{}, event, cpu32);
+        Shape batch{5};  // the trace was recorded at batch 2
+        batch.insert(batch.end(), event.begin(), event.end());
+        const Tensor<float> x = sda::CpuBackend<float>::normal(batch, gen), v = sda::CpuBackend<float>::normal(batch, gen);
+        CHECK(relative_error(sda::from_torch<float>(model.eps(sda::to_torch(x, cpu32), 0.4)), cpu.eps(x, 0.4)) < 1e-5);
+        CHECK(relative_error(sda::from_torch<float>(model.vjp(sda::to_torch(x, cpu32), 0.4, sda::to_torch(v, cpu32))),
+                             cpu.vjp(x, 0.4, v)) < 1e-5);
+    };
+    check(mlp, "mlp");
+    check(unet, "unet");
 }
 
 TEST_CASE("torch training: fit on torch follows sda::train::fit step for step, and resumes") {
