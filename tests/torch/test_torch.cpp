@@ -242,6 +242,14 @@ TEST_CASE("torch model: eps and the autograd VJP of a module, against central di
                                sda::VPCosine{}, event, cpu64);
     CHECK_THROWS_AS(wrong.eps(tx, t), sda::error);
     CHECK_THROWS_AS(sda::TorchScoreModel(sda::TorchForward{}, sda::VPCosine{}, event, cpu64), sda::error);
+    // a module that fails inside torch: an sda::error naming the input
+    sda::TorchScoreModel failing([](const torch::Tensor& x, const torch::Tensor&) { return x.matmul(torch::ones({5, 5}, x.options())); },
+                                 sda::VPCosine{}, event, cpu64);
+    CHECK_THROWS_WITH_AS(failing.eps(tx, t), doctest::Contains("[4, 3, 2]"), sda::error);
+    sda::TorchBackend half = cpu64;
+    half.dtype = torch::kFloat16;
+    sda::Generator gen(1);
+    CHECK_THROWS_AS(half.normal({2, 2}, gen), sda::error);
 }
 
 TEST_CASE("torch model: a TorchScript module from a file equals the same computation in C++") {
@@ -323,6 +331,9 @@ TEST_CASE("torch observation: VJP and JVP by autograd equal the CPU operator's")
     const sda::TorchOperator constant([](const torch::Tensor& x) { return torch::ones({x.size(0), 2}, x.options()); });
     CHECK(torch::equal(constant.vjp(tx, torch::ones({2, 2}, torch::kFloat64)), torch::zeros_like(tx)));
     CHECK_THROWS_AS(op.vjp(tx, tv.narrow(1, 0, 2)), sda::error);
+    const sda::TorchOperator failing([](const torch::Tensor& x) { return x.matmul(torch::ones({5, 5}, x.options())); }, cpu64);
+    CHECK_THROWS_AS(failing.apply(tx), sda::error);
+    CHECK_THROWS_AS(failing.output_shape(event), sda::error);
 }
 
 TEST_CASE("torch model: MarkovComposedScore unfolds on the device and equals the CPU composition") {

@@ -88,6 +88,8 @@ struct TorchBackend {
         const std::uint64_t draw = gen.next_draw();
         const auto sizes = detail::torch_sizes(shape);
         if (noise == Noise::host) {
+            detail::require(dtype == torch::kFloat32 || dtype == torch::kFloat64,
+                            "sda::TorchBackend::normal: host noise is drawn in float32 or float64, not ", c10::toString(dtype));
             const std::size_t rows = shape.empty() ? 1 : shape[0];
             const std::size_t cols = rows ? element_count(shape) / rows : 0;
             auto host = torch::empty(sizes, torch::TensorOptions().dtype(dtype));
@@ -336,7 +338,13 @@ private:
                         "sda::TorchScoreModel: input of shape ", format_shape(detail::shape_of_torch(x)),
                         " is not a batch of events ", format_shape(event_));
         const torch::Tensor times = torch::full({x.size(0)}, t, x.options().requires_grad(false));
-        torch::Tensor out = forward_(x, times);
+        torch::Tensor out;
+        try {
+            out = forward_(x, times);
+        } catch (const c10::Error& e) {
+            detail::fail("sda::TorchScoreModel: the module failed on input of shape ", format_shape(detail::shape_of_torch(x)),
+                         " (", c10::toString(x.scalar_type()), " on ", x.device().str(), "): ", e.what_without_backtrace());
+        }
         detail::require(out.sizes() == x.sizes(), "sda::TorchScoreModel: the module returned shape ",
                         format_shape(detail::shape_of_torch(out)), " for input ", format_shape(detail::shape_of_torch(x)));
         return out;

@@ -52,12 +52,12 @@ public:
     }
     torch::Tensor apply(const torch::Tensor& x) const {
         torch::NoGradGuard no_grad;
-        return function_(x);
+        return call(x);
     }
     torch::Tensor vjp(const torch::Tensor& x, const torch::Tensor& v) const {
         torch::AutoGradMode grad(true);
         const torch::Tensor input = x.detach().requires_grad_(true);
-        const torch::Tensor out = function_(input);
+        const torch::Tensor out = call(input);
         detail::require(out.sizes() == v.sizes(), "sda::TorchOperator::vjp: cotangent of shape ",
                         format_shape(backend_.shape(v)), " for observations of shape ", format_shape(backend_.shape(out)));
         return pull_back(out, input, v, false);
@@ -65,7 +65,7 @@ public:
     torch::Tensor jvp(const torch::Tensor& x, const torch::Tensor& dx) const {
         torch::AutoGradMode grad(true);
         const torch::Tensor input = x.detach().requires_grad_(true);
-        const torch::Tensor out = function_(input);
+        const torch::Tensor out = call(input);
         if (!out.requires_grad()) return torch::zeros_like(out);
         // g(u) = (dA/dx)^T u is linear in u; its VJP with dx is (dA/dx) dx.
         const torch::Tensor u = torch::zeros_like(out).requires_grad_(true);
@@ -77,6 +77,14 @@ public:
     }
 
 private:
+    torch::Tensor call(const torch::Tensor& x) const {
+        try {
+            return function_(x);
+        } catch (const c10::Error& e) {
+            detail::fail("sda::TorchOperator: the function failed on input of shape ", format_shape(backend_.shape(x)), ": ",
+                         e.what_without_backtrace());
+        }
+    }
     static torch::Tensor pull_back(const torch::Tensor& out, const torch::Tensor& input, const torch::Tensor& v,
                                    bool create_graph) {
         if (!out.requires_grad()) return torch::zeros_like(input);  // A does not depend on x
