@@ -423,6 +423,13 @@ TEST_CASE("torch networks: weights written by libtorch load into the CPU network
     const sda::TorchScoreModel model(net, sda::VPCosine{}, config.event, cpu32);
     CHECK(relative_error(sda::from_torch<float>(model.eps(sda::to_torch(x, cpu32), 0.5)), cpu.eps(x, 0.5)) < 1e-5);
 
+    // a double-precision CPU network's checkpoint loads too (as float32)
+    const sda::nn::ScoreUNet<sda::VPCosine, double> cpu64_net(sda::VPCosine{}, config, gen);
+    sda::train::save_checkpoint(scratch("double.safetensors"), cpu64_net);
+    const sda::TorchScoreModel from_double(sda::torch_nn::load(scratch("double.safetensors")), sda::VPCosine{}, config.event, cpu32);
+    const Tensor<double> xd = x;
+    CHECK(relative_error(sda::from_torch<double>(from_double.eps(sda::to_torch(x, cpu32), 0.5)), cpu64_net.eps(xd, 0.5)) < 1e-5);
+
     auto other = config;
     other.channels = {4, 6};
     sda::torch_nn::ScoreUNet wrong(other);

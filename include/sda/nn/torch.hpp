@@ -326,6 +326,16 @@ inline std::vector<float> host_values(const torch::Tensor& x) {
     return {host.data_ptr<float>(), host.data_ptr<float>() + host.numel()};
 }
 
+/// A float32 or float64 tensor of a checkpoint, as float32 values (the CPU networks may be double).
+inline std::vector<float> read_floats(const io::SafetensorsFile& file, const std::string& name, const Shape& shape) {
+    const auto it = file.tensors().find(name);
+    if (it != file.tensors().end() && it->second.dtype == "F64") {
+        const std::vector<double> values = file.read<double>(name, shape);
+        return {values.begin(), values.end()};
+    }
+    return file.read<float>(name, shape);
+}
+
 inline void copy_into(torch::Tensor& target, const std::vector<float>& values) {
     torch::NoGradGuard no_grad;
     const torch::Tensor host = torch::from_blob(const_cast<float*>(values.data()), target.sizes(), torch::kFloat32);
@@ -334,8 +344,8 @@ inline void copy_into(torch::Tensor& target, const std::vector<float>& values) {
 
 }  // namespace detail
 
-/// Reads float32 weights (a checkpoint of the CPU network, of `save_weights`, or of
-/// tools/torch_interop.py) into `net`; the architecture recorded in the file must match.
+/// Reads float32 or float64 weights (a checkpoint of the CPU network, of `save_weights`, or
+/// of tools/torch_interop.py) into `net`; the architecture recorded in the file must match.
 inline void load_weights(const std::filesystem::path& path, ScoreNetwork& net) {
     const io::SafetensorsFile file(path);
     if (file.metadata().count("sda.config")) {
@@ -344,7 +354,7 @@ inline void load_weights(const std::filesystem::path& path, ScoreNetwork& net) {
                              " was written for the architecture ", stored.dump(), ", not ", net.config_json().dump());
     }
     for (auto& [name, param] : detail::parameters_of(net))
-        detail::copy_into(param, file.read<float>(name, sda::detail::shape_of_torch(param)));
+        detail::copy_into(param, detail::read_floats(file, name, sda::detail::shape_of_torch(param)));
 }
 
 /// Writes `net`'s weights as float32 under their PyTorch names with the "sda.config" metadata:
