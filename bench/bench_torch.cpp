@@ -77,6 +77,7 @@ template <class Posterior, class Tensor>
 void pc_steps(benchmark::State& state, const Posterior& posterior, Tensor x) {
     const sda::PredictorCorrector sampler{.steps = 256, .corrector = {.corrections = 1}};
     sda::Generator gen(5);
+    benchmark::DoNotOptimize(sampler.predictor.step(posterior, x, 0.5, 0.5 - 1.0 / 256, gen));  // warm-up, as the peer's
     const auto start = std::chrono::steady_clock::now();
     for (auto _ : state) {
         auto next = sampler.predictor.step(posterior, x, 0.5, 0.5 - 1.0 / 256, gen);
@@ -135,6 +136,7 @@ sda::nn::UNetConfig kolmogorov(std::size_t n, std::vector<std::size_t> channels,
 
 template <class Posterior, class Tensor>
 void guided_evaluations(benchmark::State& state, const Posterior& posterior, const Tensor& x) {
+    benchmark::DoNotOptimize(posterior.eps(x, 0.5));  // warm-up (allocator, oneDNN primitives), as the peer's
     for (auto _ : state) {
         benchmark::DoNotOptimize(posterior.eps(x, 0.5));
         if constexpr (std::is_same_v<Tensor, torch::Tensor>) synchronize();
