@@ -433,8 +433,8 @@ inline void save_checkpoint(const std::filesystem::path& path, const ScoreNetwor
         const auto shape = sda::detail::shape_of_torch(param);
         writer.add<float>(name, std::span<const float>(host_values(param)), shape);
         const auto it = optimizer.state().find(state_key(param));
-        const bool stepped = it != optimizer.state().end();
-        const auto* s = stepped ? static_cast<const torch::optim::AdamWParamState*>(it->second.get()) : nullptr;
+        const auto* s = it != optimizer.state().end() ? static_cast<const torch::optim::AdamWParamState*>(it->second.get())
+                                                      : nullptr;
         if (s) steps = std::max<std::int64_t>(steps, s->step());
         const torch::Tensor zero = torch::zeros_like(param);
         writer.add<float>("optimizer.exp_avg." + name, std::span<const float>(host_values(s ? s->exp_avg() : zero)), shape);
@@ -443,12 +443,8 @@ inline void save_checkpoint(const std::filesystem::path& path, const ScoreNetwor
     }
     writer.metadata("format", "pt");
     writer.metadata("sda.config", net.config_json().dump());
-    writer.metadata("sda.optimizer", nlohmann::json{{"name", "AdamW"}, {"lr", o.lr}, {"betas", {o.beta1, o.beta2}},
-                                                    {"eps", o.eps}, {"weight_decay", o.weight_decay}, {"steps", steps}}
-                                         .dump());
-    writer.metadata("sda.epoch", std::to_string(state.epoch));
-    writer.metadata("sda.generator", nlohmann::json{{"seed", state.seed}, {"draws", state.draws}}.dump());
-    writer.metadata("sda.history", train::detail::history_to_json(state.history).dump());
+    writer.metadata("sda.optimizer", train::detail::optimizer_metadata(o, static_cast<std::uint64_t>(steps)));
+    train::detail::write_training_state(writer, state);
     writer.write(path);
 }
 
@@ -456,27 +452,17 @@ inline void load_checkpoint(const std::filesystem::path& path, ScoreNetwork& net
                             train::TrainingState& state) {
     load_weights(path, net);
     const io::SafetensorsFile file(path);
-    try {
-        const auto o = nlohmann::json::parse(file.metadata("sda.optimizer"));
-        const auto steps = o.at("steps").get<std::int64_t>();
-        for (auto& [name, param] : parameters_of(net)) {
-            const auto shape = sda::detail::shape_of_torch(param);
-            auto s = std::make_unique<torch::optim::AdamWParamState>();
-            s->step(steps);
-            torch::Tensor m = torch::empty_like(param), v = torch::empty_like(param);
-            copy_into(m, file.read<float>("optimizer.exp_avg." + name, shape));
-            copy_into(v, file.read<float>("optimizer.exp_avg_sq." + name, shape));
-            s->exp_avg(m), s->exp_avg_sq(v);
-            if (steps > 0) optimizer.state()[state_key(param)] = std::move(s);
-        }
-        state.epoch = std::stoull(file.metadata("sda.epoch"));
-        const auto g = nlohmann::json::parse(file.metadata("sda.generator"));
-        state.seed = g.at("seed").get<std::uint64_t>(), state.draws = g.at("draws").get<std::uint64_t>();
-        state.history = train::detail::history_from_json(nlohmann::json::parse(file.metadata("sda.history")));
-    } catch (const nlohmann::json::exception& e) {
-        sda::detail::fail("checkpoint ", path.string(), ": malformed training state: ", e.what());
-    } catch (const std::logic_error& e) {
-        sda::detail::fail("checkpoint ", path.string(), ": malformed epoch: ", e.what());
+    const auto steps = static_cast<std::int64_t>(train::detail::read_training_state(file, path, state));
+    if (steps == 0) return;  // torch's AdamW starts from no state
+    for (auto& [name, param] : parameters_of(net)) {
+        const auto shape = sda::detail::shape_of_torch(param);
+        auto s = std::make_unique<torch::optim::AdamWParamState>();
+        s->step(steps);
+        torch::Tensor m = torch::empty_like(param), v = torch::empty_like(param);
+        copy_into(m, read_floats(file, "optimizer.exp_avg." + name, shape));
+        copy_into(v, read_floats(file, "optimizer.exp_avg_sq." + name, shape));
+        s->exp_avg(m), s->exp_avg_sq(v);
+        optimizer.state()[state_key(param)] = std::move(s);
     }
 }
 
@@ -511,13 +497,10 @@ train::FitResult fit(ScoreNetwork& net, const Schedule& schedule, const train::W
         gen = Generator(state.seed, state.draws);
         result.resumed_from = state.epoch;
     }
-    const std::size_t valid_count = options.valid_size ? std::min(options.valid_size, valid_set.size()) : valid_set.size();
-    std::vector<std::size_t> valid_indices;
-    {
-        Generator subset(gen.seed() ^ 0x5da0000000000001ull);  // as sda::train::fit
-        valid_indices = train::permutation(valid_set.size(), subset);
-        valid_indices.resize(valid_count);
-    }
+    // the CPU trainer's validation subset and noise
+    const std::vector<std::size_t> valid_indices =
+        train::detail::validation_indices(options.valid_size, valid_set.size(), gen.seed());
+    const std::size_t valid_count = valid_indices.size();
     const std::size_t per_epoch = options.epoch_size ? std::min(options.epoch_size, train_set.size()) : train_set.size();
     const std::size_t batches = (per_epoch + options.batch_size - 1) / options.batch_size;
 
@@ -553,7 +536,7 @@ train::FitResult fit(ScoreNetwork& net, const Schedule& schedule, const train::W
         {
             torch::NoGradGuard no_grad;
             net.eval();
-            Generator valid_noise(gen.seed() ^ 0x5da0000000000002ull);  // as sda::train::fit
+            Generator valid_noise = train::detail::validation_noise(gen.seed());
             for (std::size_t begin = 0; begin < valid_count; begin += 1024) {
                 const std::size_t end = std::min(valid_count, begin + 1024);
                 const torch::Tensor x = to_torch(

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,38 @@ inline std::vector<EpochStats> history_from_json(const nlohmann::json& j) {
     return out;
 }
 
+/// The optimiser's settings and step count, as the "sda.optimizer" metadata.
+inline std::string optimizer_metadata(const AdamWOptions& o, std::uint64_t steps) {
+    return nlohmann::json{{"name", "AdamW"}, {"lr", o.lr}, {"betas", {o.beta1, o.beta2}}, {"eps", o.eps},
+                          {"weight_decay", o.weight_decay}, {"steps", steps}}
+        .dump();
+}
+
+/// Epoch, generator and history as the "sda.epoch", "sda.generator" and "sda.history" metadata.
+inline void write_training_state(io::SafetensorsWriter& writer, const TrainingState& state) {
+    writer.metadata("sda.epoch", std::to_string(state.epoch));
+    writer.metadata("sda.generator", nlohmann::json{{"seed", state.seed}, {"draws", state.draws}}.dump());
+    writer.metadata("sda.history", history_to_json(state.history).dump());
+}
+
+/// Reads the optimiser's step count and the training state back; throws `sda::error` when malformed.
+inline std::uint64_t read_training_state(const io::SafetensorsFile& file, const std::filesystem::path& path,
+                                         TrainingState& state) {
+    try {
+        const auto o = nlohmann::json::parse(file.metadata("sda.optimizer"));
+        const auto steps = o.at("steps").get<std::uint64_t>();
+        state.epoch = std::stoull(file.metadata("sda.epoch"));
+        const auto g = nlohmann::json::parse(file.metadata("sda.generator"));
+        state.seed = g.at("seed").get<std::uint64_t>(), state.draws = g.at("draws").get<std::uint64_t>();
+        state.history = history_from_json(nlohmann::json::parse(file.metadata("sda.history")));
+        return steps;
+    } catch (const nlohmann::json::exception& e) {
+        sda::detail::fail("checkpoint ", path.string(), ": malformed training state: ", e.what());
+    } catch (const std::logic_error& e) {
+        sda::detail::fail("checkpoint ", path.string(), ": malformed epoch: ", e.what());
+    }
+}
+
 }  // namespace detail
 
 /// Writes `model`'s weights, and when given the optimiser and the training state, atomically.
@@ -74,18 +107,8 @@ void save_checkpoint(const std::filesystem::path& path, const M& model,
     }
     writer.metadata("format", "pt");
     writer.metadata("sda.config", model.config().to_json().dump());
-    if (optimizer) {
-        const auto& o = optimizer->options();
-        writer.metadata("sda.optimizer", nlohmann::json{{"name", "AdamW"}, {"lr", o.lr}, {"betas", {o.beta1, o.beta2}},
-                                                        {"eps", o.eps}, {"weight_decay", o.weight_decay},
-                                                        {"steps", optimizer->steps()}}
-                                             .dump());
-    }
-    if (state) {
-        writer.metadata("sda.epoch", std::to_string(state->epoch));
-        writer.metadata("sda.generator", nlohmann::json{{"seed", state->seed}, {"draws", state->draws}}.dump());
-        writer.metadata("sda.history", detail::history_to_json(state->history).dump());
-    }
+    if (optimizer) writer.metadata("sda.optimizer", detail::optimizer_metadata(optimizer->options(), optimizer->steps()));
+    if (state) detail::write_training_state(writer, *state);
     writer.write(path);
 }
 
@@ -126,18 +149,7 @@ void load_checkpoint(const std::filesystem::path& path, M& model, AdamW<typename
         std::copy(m.begin(), m.end(), optimizer.exp_avg().begin() + static_cast<std::ptrdiff_t>(info.offset));
         std::copy(v.begin(), v.end(), optimizer.exp_avg_sq().begin() + static_cast<std::ptrdiff_t>(info.offset));
     }
-    try {
-        const auto o = nlohmann::json::parse(file.metadata("sda.optimizer"));
-        optimizer.set_steps(o.at("steps").get<std::uint64_t>());
-        state.epoch = std::stoull(file.metadata("sda.epoch"));
-        const auto g = nlohmann::json::parse(file.metadata("sda.generator"));
-        state.seed = g.at("seed").get<std::uint64_t>(), state.draws = g.at("draws").get<std::uint64_t>();
-        state.history = detail::history_from_json(nlohmann::json::parse(file.metadata("sda.history")));
-    } catch (const nlohmann::json::exception& e) {
-        sda::detail::fail("checkpoint ", path.string(), ": malformed training state: ", e.what());
-    } catch (const std::logic_error& e) {
-        sda::detail::fail("checkpoint ", path.string(), ": malformed epoch: ", e.what());
-    }
+    optimizer.set_steps(detail::read_training_state(file, path, state));
 }
 
 }  // namespace sda::train

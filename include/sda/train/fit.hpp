@@ -59,6 +59,21 @@ struct FitResult {
 
 struct NoTrainingCallback {};
 
+namespace detail {
+
+/// The fixed validation subset of a run with this seed: up to `wanted` (0: all) of `available` windows.
+inline std::vector<std::size_t> validation_indices(std::size_t wanted, std::size_t available, std::uint64_t seed) {
+    Generator subset(seed ^ 0x5da0000000000001ull);
+    std::vector<std::size_t> indices = permutation(available, subset);
+    indices.resize(wanted ? std::min(wanted, available) : available);
+    return indices;
+}
+
+/// The validation noise of every epoch of a run with this seed: comparable losses across epochs.
+inline Generator validation_noise(std::uint64_t seed) { return Generator(seed ^ 0x5da0000000000002ull); }
+
+}  // namespace detail
+
 template <nn::TrainableScoreModel M, class Callback = NoTrainingCallback>
 FitResult fit(M& model, const WindowDataset<typename M::scalar_type>& train,
               const WindowDataset<typename M::scalar_type>& valid, const FitOptions& options, Generator& gen,
@@ -82,13 +97,8 @@ FitResult fit(M& model, const WindowDataset<typename M::scalar_type>& train,
     }
 
     // a fixed validation subset and fixed validation noise: comparable losses across epochs
-    const std::size_t valid_count = options.valid_size ? std::min(options.valid_size, valid.size()) : valid.size();
-    std::vector<std::size_t> valid_indices;
-    {
-        Generator subset(gen.seed() ^ 0x5da0000000000001ull);
-        valid_indices = permutation(valid.size(), subset);
-        valid_indices.resize(valid_count);
-    }
+    const std::vector<std::size_t> valid_indices = detail::validation_indices(options.valid_size, valid.size(), gen.seed());
+    const std::size_t valid_count = valid_indices.size();
     const std::size_t per_epoch = options.epoch_size ? std::min(options.epoch_size, train.size()) : train.size();
     const std::size_t batches = (per_epoch + options.batch_size - 1) / options.batch_size;
     std::vector<T> grad(model.parameters().size());
@@ -119,7 +129,7 @@ FitResult fit(M& model, const WindowDataset<typename M::scalar_type>& train,
             }
         }
         double valid_sum = 0;
-        Generator valid_noise(gen.seed() ^ 0x5da0000000000002ull);
+        Generator valid_noise = detail::validation_noise(gen.seed());
         for (std::size_t begin = 0; begin < valid_count; begin += 1024) {
             const std::size_t end = std::min(valid_count, begin + 1024);
             const Tensor<T> x = valid.batch(std::span<const std::size_t>(valid_indices.data() + begin, end - begin));
