@@ -47,6 +47,8 @@
 #include "sda/score/markov.hpp"
 #include "sda/train/checkpoint.hpp"
 
+#include "unet_sizes.hpp"
+
 namespace {
 
 using torch::indexing::Slice;
@@ -122,17 +124,6 @@ void BM_lorenz_step_torch(benchmark::State& state) {
 
 // --- Kolmogorov U-Nets -------------------------------------------------------------------
 
-sda::nn::UNetConfig kolmogorov(std::size_t n, std::vector<std::size_t> channels, std::vector<std::size_t> blocks) {
-    sda::nn::UNetConfig config;
-    config.event = {5, 2, n, n};
-    config.channels = std::move(channels);
-    config.blocks = std::move(blocks);
-    config.embedding = 64;
-    config.context.resize(n * n);
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t j = 0; j < n; ++j) config.context[i * n + j] = std::sin(4 * 2 * M_PI * double(i) / double(n));
-    return config;
-}
 
 template <class Posterior, class Tensor>
 void guided_evaluations(benchmark::State& state, const Posterior& posterior, const Tensor& x) {
@@ -172,8 +163,8 @@ void unet_torch(benchmark::State& state, const sda::nn::UNetConfig& config, std:
     guided_evaluations(state, posterior, backend().normal({1, std::size_t(length), 2, std::size_t(n), std::size_t(n)}, gen));
 }
 
-sda::nn::UNetConfig cpu_size() { return kolmogorov(32, {32, 64, 128}, {1, 1, 1}); }
-sda::nn::UNetConfig paper_size() { return kolmogorov(64, {96, 192, 384}, {3, 3, 3}); }
+using bench::cpu_size;
+using bench::paper_size;
 
 void BM_unet_guided_sda(benchmark::State& state) { unet_sda(state, cpu_size(), 16); }
 void BM_unet_guided_torch(benchmark::State& state) { unet_torch(state, cpu_size(), 16, "unet"); }

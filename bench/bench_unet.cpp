@@ -37,25 +37,15 @@
 #include "sda/train/adamw.hpp"
 #include "sda/train/loss.hpp"
 
+#include "unet_sizes.hpp"
+
 namespace {
 
 using Net = sda::nn::ScoreUNet<sda::VPCosine, float>;
 
-/// The Kolmogorov window model: 5 states of 2 velocity components on an n x n grid, and the forcing as context.
-sda::nn::UNetConfig kolmogorov(std::size_t n, std::vector<std::size_t> channels, std::vector<std::size_t> blocks) {
-    sda::nn::UNetConfig config;
-    config.event = {5, 2, n, n};
-    config.channels = std::move(channels);
-    config.blocks = std::move(blocks);
-    config.embedding = 64;
-    config.context.resize(n * n);
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t j = 0; j < n; ++j) config.context[i * n + j] = std::sin(4 * 2 * M_PI * double(i) / double(n));
-    return config;
-}
 
-sda::nn::UNetConfig cpu_size() { return kolmogorov(32, {32, 64, 128}, {1, 1, 1}); }
-sda::nn::UNetConfig paper_size() { return kolmogorov(64, {96, 192, 384}, {3, 3, 3}); }
+using bench::cpu_size;
+using bench::paper_size;
 
 Net network(const sda::nn::UNetConfig& config) {
     sda::Generator gen(1);
