@@ -43,7 +43,6 @@ namespace {
 
 using Net = sda::nn::ScoreUNet<sda::VPCosine, float>;
 
-
 using bench::cpu_size;
 using bench::paper_size;
 
