@@ -11,14 +11,9 @@
 // the same network in PyTorch at the same thread counts and prints the ratios.
 #include <benchmark/benchmark.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <string>
-#include <memory>
-#include <string_view>
 #include <vector>
 
-#include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 
 #include "sda/backend/cpu.hpp"
@@ -26,6 +21,8 @@
 #include "sda/schedule/vp.hpp"
 #include "sda/train/adamw.hpp"
 #include "sda/train/loss.hpp"
+
+#include "bench_main.hpp"
 
 namespace {
 
@@ -118,23 +115,4 @@ BENCHMARK(BM_gemm_reference)->Arg(4096)->UseRealTime()->Unit(benchmark::kMillise
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    std::unique_ptr<tbb::global_control> threads;
-    std::vector<char*> rest;
-    for (int i = 0; i < argc; ++i) {
-        const std::string_view arg(argv[i]);
-        if (arg.starts_with("--threads=")) {
-            const int n = std::atoi(argv[i] + 10);
-            if (n < 1) return std::fprintf(stderr, "bench_network: --threads needs a positive count\n"), 2;
-            threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
-            benchmark::AddCustomContext("threads", std::to_string(n));
-        } else {
-            rest.push_back(argv[i]);
-        }
-    }
-    int count = static_cast<int>(rest.size());
-    benchmark::Initialize(&count, rest.data());
-    if (benchmark::ReportUnrecognizedArguments(count, rest.data())) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-}
+int main(int argc, char** argv) { return bench::run(argc, argv, "bench_network"); }

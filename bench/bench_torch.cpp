@@ -21,15 +21,11 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
-#include <tbb/global_control.h>
 
 #include "sda/backend/torch.hpp"
 #include "sda/guidance/guided.hpp"
@@ -47,6 +43,7 @@
 #include "sda/score/markov.hpp"
 #include "sda/train/checkpoint.hpp"
 
+#include "bench_main.hpp"
 #include "unet_sizes.hpp"
 
 namespace {
@@ -181,20 +178,17 @@ BENCHMARK(BM_paper_guided_sda)->Unit(benchmark::kMillisecond)->UseRealTime()->It
 BENCHMARK(BM_paper_guided_torch)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
 int main(int argc, char** argv) {
-    int threads = static_cast<int>(std::thread::hardware_concurrency());
-    std::vector<char*> rest;
-    for (int i = 0; i < argc; ++i) {
-        const std::string_view arg(argv[i]);
-        if (arg.starts_with("--threads=")) threads = std::atoi(argv[i] + 10);
-        else if (arg.starts_with("--device=")) g_device = torch::Device(std::string(arg.substr(9)));
-        else rest.push_back(argv[i]);
-    }
-    tbb::global_control workers(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
-    torch::set_num_threads(threads);
-    benchmark::AddCustomContext("threads (oneTBB and torch)", std::to_string(threads));
-    benchmark::AddCustomContext("torch device", g_device.str());
-    int count = static_cast<int>(rest.size());
-    benchmark::Initialize(&count, rest.data());
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
+    // torch's intra-op threads follow oneTBB's (Debian's libtorch would start with one)
+    bench::MainOptions options;
+    options.always = true;
+    options.on_threads = [](int threads) {  // called once the arguments are parsed
+        torch::set_num_threads(threads);
+        benchmark::AddCustomContext("torch device", g_device.str());
+    };
+    options.option = [](std::string_view arg) {
+        if (!arg.starts_with("--device=")) return false;
+        g_device = torch::Device(std::string(arg.substr(9)));
+        return true;
+    };
+    return bench::run(argc, argv, "bench_torch", options);
 }

@@ -21,14 +21,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 
 #include "sda/backend/cpu.hpp"
@@ -37,6 +32,7 @@
 #include "sda/train/adamw.hpp"
 #include "sda/train/loss.hpp"
 
+#include "bench_main.hpp"
 #include "unet_sizes.hpp"
 
 namespace {
@@ -147,23 +143,4 @@ BENCHMARK(BM_paper_gemm_reference)->Arg(8)->UseRealTime()->Unit(benchmark::kMill
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    std::unique_ptr<tbb::global_control> threads;
-    std::vector<char*> rest;
-    for (int i = 0; i < argc; ++i) {
-        const std::string_view arg(argv[i]);
-        if (arg.starts_with("--threads=")) {
-            const int n = std::atoi(argv[i] + 10);
-            if (n < 1) return std::fprintf(stderr, "bench_unet: --threads needs a positive count\n"), 2;
-            threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
-            benchmark::AddCustomContext("threads", std::to_string(n));
-        } else {
-            rest.push_back(argv[i]);
-        }
-    }
-    int count = static_cast<int>(rest.size());
-    benchmark::Initialize(&count, rest.data());
-    if (benchmark::ReportUnrecognizedArguments(count, rest.data())) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-}
+int main(int argc, char** argv) { return bench::run(argc, argv, "bench_unet"); }
