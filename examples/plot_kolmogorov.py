@@ -31,6 +31,15 @@ def rows(path):
         return list(csv.DictReader(handle))
 
 
+def save(figure, out, name):
+    """Lays out, writes OUT/NAME and closes the figure; returns the path."""
+    figure.tight_layout()
+    path = os.path.join(out, name)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def scenario_figure(out, scenario, truth, samples, observation, shown=3):
     length = truth.shape[1]
     times = np.linspace(0, length - 1, min(5, length)).round().astype(int)
@@ -69,11 +78,7 @@ def scenario_figure(out, scenario, truth, samples, observation, shown=3):
              "sparse": "sparse observation: u at the stations, every other state",
              "saturated": "saturated coarse observation (inverted for display): its vorticity"}
     figure.suptitle(f"Kolmogorov flow, vorticity: {names.get(scenario, scenario)}", fontsize=10)
-    figure.tight_layout()
-    path = os.path.join(out, f"kolmogorov_{scenario}.png")
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save(figure, out, f"kolmogorov_{scenario}.png")
 
 
 def main(out):
@@ -99,11 +104,7 @@ def main(out):
     axis.set_ylabel("energy spectrum E(k)")
     axis.set_title("energy spectrum, averaged over states")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    path = os.path.join(out, "kolmogorov_spectra.png")
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    written.append(path)
+    written.append(save(figure, out, "kolmogorov_spectra.png"))
 
     series = defaultdict(lambda: defaultdict(list))
     for r in rows(os.path.join(out, "rmse.csv")):
@@ -118,11 +119,7 @@ def main(out):
         axis.set_title(scenario)
         axis.set_ylim(bottom=0)
         axis.legend(fontsize=8)
-    figure.tight_layout()
-    path = os.path.join(out, "kolmogorov_rmse.png")
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    written.append(path)
+    written.append(save(figure, out, "kolmogorov_rmse.png"))
     print("Wrote " + ", ".join(written))
 
 
