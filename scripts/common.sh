@@ -45,9 +45,13 @@ ensure_packages() {
 
 # configure_and_build TARGET...: configures build/ once, then builds the targets.
 configure_and_build() {
+    # configure every time (seconds): optional dependencies installed since the last
+    # run (libtorch-dev by scripts/test after scripts/demo) are then found
     if [ ! -f "$SDA_BUILD/CMakeCache.txt" ]; then
         say "Configuring in ${SDA_BUILD#"$SDA_ROOT"/}"
         cmake -S "$SDA_ROOT" -B "$SDA_BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    else
+        cmake -S "$SDA_ROOT" -B "$SDA_BUILD" >/dev/null
     fi
     say "Building $*"
     cmake --build "$SDA_BUILD" --parallel "$SDA_JOBS" --target "$@"
