@@ -26,8 +26,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-ensure_packages "${SDA_PACKAGES_BUILD[@]}" libbenchmark-dev python3-torch libtorch-dev
-configure_and_build bench_torch
+ensure_packages "${SDA_PACKAGES_LIBRARY[@]}" libbenchmark-dev python3-torch libtorch-dev
+configure_build SDA_BUILD_BENCHMARKS SDA_WITH_TORCH
+build bench_torch
 out="${SDA_BENCH_OUT:-$(mktemp -d)}"
 mkdir -p "$out"
 export OMP_WAIT_POLICY=PASSIVE
