@@ -23,8 +23,9 @@ SDA_PACKAGES_LIBRARY=(cmake g++ make ccache libeigen3-dev libxtensor-dev libtbb-
 SDA_PACKAGES_EXAMPLES=(libcli11-dev libhdf5-dev pkg-config)
 # the Kolmogorov-flow solver (sda::fftw): its example and its tests
 SDA_PACKAGES_FFTW=(libfftw3-dev)
-# the demos' figures, drawn by Debian's /usr/bin/python3
-SDA_PACKAGES_PLOT=(python3-matplotlib python3-h5py)
+# the demos' figures, drawn by Debian's /usr/bin/python3; the Kolmogorov figures also read HDF5
+SDA_PACKAGES_PLOT=(python3-matplotlib)
+SDA_PACKAGES_PLOT_KOLMOGOROV=(python3-h5py)
 # the tests and benchmarks only: doctest, Boost.Math (Monte-Carlo quantiles), Google Benchmark;
 # python3 runs tests/setup's package check; python3-torch the PyTorch interop test;
 # libtorch-dev (a CPU build of libtorch) the torch adapter (sda::torch), built and tested
@@ -35,7 +36,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # demo_packages EXAMPLE: the Debian packages `scripts/demo EXAMPLE` needs, one per line.
 demo_packages() {
     local packages=("${SDA_PACKAGES_LIBRARY[@]}" "${SDA_PACKAGES_EXAMPLES[@]}" "${SDA_PACKAGES_PLOT[@]}")
-    [ "$1" = kolmogorov ] && packages+=("${SDA_PACKAGES_FFTW[@]}")
+    [ "$1" = kolmogorov ] && packages+=("${SDA_PACKAGES_FFTW[@]}" "${SDA_PACKAGES_PLOT_KOLMOGOROV[@]}")
     printf '%s\n' "${packages[@]}"
 }
 
@@ -110,4 +111,11 @@ configure_build() {
 build() {
     say "Building $*"
     cmake --build "$SDA_BUILD" --parallel "$SDA_JOBS" --target "$@"
+}
+
+# demo_build EXAMPLE: what scripts/demo does between installing its packages and running EXAMPLE
+# (tests/setup/demo_packages.py does the same with the test-only packages hidden).
+demo_build() {
+    configure_build SDA_BUILD_EXAMPLES
+    build "$1"
 }

@@ -1,0 +1,27 @@
+// The optional targets of an installed sda: a trajectory through HDF5 (sda::hdf5) and a few steps
+// of the Kolmogorov-flow solver (sda::fftw). Exits 1 unless both do what they should.
+#include <sda/io/hdf5.hpp>
+#include <sda/systems/kolmogorov.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+int main(int argc, char** argv) {
+    const std::filesystem::path file = std::filesystem::path(argc > 1 ? argv[1] : ".") / "trajectory.h5";
+    sda::Tensor<float> x = xt::zeros<float>({2, 3, 4});
+    x(1, 2, 3) = 1.5f;
+    sda::io::write_trajectories(file, x);
+    const bool hdf5_ok = sda::io::read_trajectories(file) == x;
+
+    sda::systems::KolmogorovFlow flow({.grid = 16});
+    sda::Generator gen(1);
+    std::vector<double> omega = flow.random_vorticity(gen);
+    const double before = flow.energy(omega);
+    flow.advance(omega, 0.1);
+    const double after = flow.energy(omega);
+    const bool fftw_ok = std::isfinite(after) && after > 0 && after != before;
+    std::printf("hdf5 round trip %s, fftw solver %s\n", hdf5_ok ? "ok" : "FAILED", fftw_ok ? "ok" : "FAILED");
+    return hdf5_ok && fftw_ok ? 0 : 1;
+}
