@@ -33,11 +33,19 @@ SDA_PACKAGES_TEST=(doctest-dev libboost-dev libbenchmark-dev python3 python3-tor
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# demo_build_packages EXAMPLE: what building EXAMPLE needs (the figures' Python packages aside).
+demo_build_packages() {
+    local packages=("${SDA_PACKAGES_LIBRARY[@]}" "${SDA_PACKAGES_EXAMPLES[@]}")
+    [ "$1" = kolmogorov ] && packages+=("${SDA_PACKAGES_FFTW[@]}")
+    printf '%s\n' "${packages[@]}"
+}
+
 # demo_packages EXAMPLE: the Debian packages `scripts/demo EXAMPLE` needs, one per line.
 demo_packages() {
-    local packages=("${SDA_PACKAGES_LIBRARY[@]}" "${SDA_PACKAGES_EXAMPLES[@]}" "${SDA_PACKAGES_PLOT[@]}")
-    [ "$1" = kolmogorov ] && packages+=("${SDA_PACKAGES_FFTW[@]}" "${SDA_PACKAGES_PLOT_KOLMOGOROV[@]}")
-    printf '%s\n' "${packages[@]}"
+    demo_build_packages "$1"
+    printf '%s\n' "${SDA_PACKAGES_PLOT[@]}"
+    [ "$1" = kolmogorov ] && printf '%s\n' "${SDA_PACKAGES_PLOT_KOLMOGOROV[@]}"
+    return 0
 }
 
 # test_packages: the Debian packages `scripts/test` needs (it builds every target), one per line.
