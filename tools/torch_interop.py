@@ -4,7 +4,7 @@
 sda writes weights in the safetensors format under the PyTorch state_dict names
 of the paper's networks (Rozet & Louppe 2023, sda/score.py and sda/nn.py): the
 MLP ScoreNet (sda::nn::ScoreNet) and the convolutional ScoreUNet
-(sda::nn::ScoreUNet, config "kind": "unet"); see docs/interop.md. This script
+(sda::nn::ScoreUNet): config "kind" "mlp" or "unet"; see docs/interop.md. This script
 holds the same networks in PyTorch and reads and writes those files; which
 network a file holds is read from its "sda.config" metadata.
 
@@ -237,15 +237,19 @@ MODELS = {"mlp": ScoreNet, "unet": ScoreUNet}
 
 
 def model(config):
-    """The network a "sda.config" describes (no "kind": the MLP ScoreNet)."""
-    return MODELS[config.get("kind", "mlp")](config)
+    """The network a "sda.config" describes, by its "kind" ("mlp" or "unet")."""
+    kind = config.get("kind")
+    if kind not in MODELS:
+        sys.exit(f"torch_interop.py: sda.config names no known architecture (kind {kind!r}; known: {sorted(MODELS)})")
+    return MODELS[kind](config)
 
 
 def load(path):
     tensors, metadata = read_safetensors(path)
     config = json.loads(metadata["sda.config"])
     net = model(config)
-    weights = {k: v.to(torch.float32) for k, v in tensors.items() if not k.startswith("optimizer.")}
+    # the weights to sample with: with an EMA, the optimiser's own weights are under "training."
+    weights = {k: v.to(torch.float32) for k, v in tensors.items() if not k.startswith(("optimizer.", "training."))}
     missing, unexpected = net.load_state_dict(weights, strict=False)
     assert set(missing) <= {"embedding.freqs"} and not unexpected, (missing, unexpected)
     return net, config
@@ -256,12 +260,15 @@ def main(argv):
     if command == "init":
         if "--like" not in argv:
             sys.exit("torch_interop.py init: --like FILE gives the architecture")
-        _, config = read_safetensors(argv[argv.index("--like") + 1])
-        config = json.loads(config["sda.config"])
+        _, like = read_safetensors(argv[argv.index("--like") + 1])
+        config = json.loads(like["sda.config"])
         torch.manual_seed(0)
         net = model(config)
         state = {k: v for k, v in net.state_dict().items() if k != "embedding.freqs"}
-        write_safetensors(argv[2], state, {"format": "pt", "sda.config": json.dumps(config)})
+        metadata = {"format": "pt", "sda.config": json.dumps(config)}
+        if "sda.schedule" in like:
+            metadata["sda.schedule"] = like["sda.schedule"]
+        write_safetensors(argv[2], state, metadata)
     elif command == "eps":
         net, _ = load(argv[2])
         inputs, _ = read_safetensors(argv[3])

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include <Eigen/Core>
+#include <nlohmann/json.hpp>
 #include <unsupported/Eigen/SpecialFunctions>  // erf, vectorised
 
 #include "sda/core/eigen.hpp"
@@ -34,6 +35,10 @@ inline Activation activation_from_name(std::string_view name) {
         if (name_of(a) == name) return a;
     sda::detail::fail("sda::nn: unknown activation \"", std::string(name), "\" (expected SiLU, ReLU, GELU or ELU)");
 }
+
+/// JSON as the name (configurations, sda/nn/config.hpp); an unknown name throws `sda::error`.
+inline void to_json(nlohmann::json& j, Activation a) { j = std::string(name_of(a)); }
+inline void from_json(const nlohmann::json& j, Activation& a) { a = activation_from_name(j.get<std::string>()); }
 
 /// Z = f(A), element-wise (Z may alias A).
 template <class T>

@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include <Eigen/Core>
+#include <nlohmann/json.hpp>
 
 #include "sda/core/eigen.hpp"
 #include "sda/core/error.hpp"
@@ -37,6 +38,10 @@ inline Padding padding_from_name(std::string_view name) {
     if (name == "circular") return Padding::circular;
     sda::detail::fail("sda::nn: unknown padding \"", std::string(name), "\" (expected zeros or circular)");
 }
+
+/// JSON as the name (configurations, sda/nn/config.hpp); an unknown name throws `sda::error`.
+inline void to_json(nlohmann::json& j, Padding p) { j = std::string(name_of(p)); }
+inline void from_json(const nlohmann::json& j, Padding& p) { p = padding_from_name(j.get<std::string>()); }
 
 /// The pixels of one feature map: height x width (height 1 for 1-D signals).
 struct Grid {

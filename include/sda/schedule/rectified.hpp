@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cmath>
+#include <string>
 
 #include "sda/core/error.hpp"
 #include "sda/schedule/concepts.hpp"
@@ -22,6 +23,7 @@ public:
     double mu(double t) const { return 1.0 - (1.0 - eta_) * t; }
     double sigma(double t) const { return eta_ + (1.0 - eta_) * t; }
     double eta() const { return eta_; }
+    std::string description() const { return "Rectified(eta=" + schedule_number(eta_) + ")"; }
 
 private:
     double eta_;

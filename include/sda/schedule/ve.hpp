@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cmath>
+#include <string>
 
 #include "sda/core/error.hpp"
 #include "sda/schedule/concepts.hpp"
@@ -15,7 +16,7 @@ namespace sda {
 class VE {
 public:
     explicit VE(double sigma_min = 1e-3, double sigma_max = 1e2)
-        : log_min_(std::log(sigma_min)), log_max_(std::log(sigma_max)) {
+        : sigma_min_(sigma_min), sigma_max_(sigma_max), log_min_(std::log(sigma_min)), log_max_(std::log(sigma_max)) {
         detail::require(std::isfinite(sigma_min) && std::isfinite(sigma_max) && sigma_min > 0.0 &&
                             sigma_max > sigma_min,
                         "sda::VE schedule: need 0 < sigma_min < sigma_max, got sigma_min = ", sigma_min,
@@ -23,9 +24,12 @@ public:
     }
     double mu(double) const { return 1.0; }
     double sigma(double t) const { return std::exp((1.0 - t) * log_min_ + t * log_max_); }
+    std::string description() const {
+        return "VE(sigma_min=" + schedule_number(sigma_min_) + ", sigma_max=" + schedule_number(sigma_max_) + ")";
+    }
 
 private:
-    double log_min_, log_max_;
+    double sigma_min_, sigma_max_, log_min_, log_max_;
 };
 
 static_assert(NoiseSchedule<VE>);

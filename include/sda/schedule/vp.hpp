@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cmath>
+#include <string>
 
 #include "sda/core/error.hpp"
 #include "sda/schedule/concepts.hpp"
@@ -18,6 +19,7 @@ namespace sda {
 
 /// alpha(t) = cos(acos(sqrt(eta)) t)^2
 struct CosineAlpha {
+    static constexpr const char* name = "cos";
     static double alpha(double t, double eta) {
         const double c = std::cos(std::acos(std::sqrt(eta)) * t);
         return c * c;
@@ -25,10 +27,12 @@ struct CosineAlpha {
 };
 /// alpha(t) = 1 - (1 - eta) t
 struct LinearAlpha {
+    static constexpr const char* name = "lin";
     static double alpha(double t, double eta) { return 1.0 - (1.0 - eta) * t; }
 };
 /// alpha(t) = exp(log(eta) t^2)
 struct ExponentialAlpha {
+    static constexpr const char* name = "exp";
     static double alpha(double t, double eta) { return std::exp(std::log(eta) * t * t); }
 };
 
@@ -59,6 +63,9 @@ public:
     double mu(double t) const { return Alpha::alpha(t, eta_); }
     double sigma(double t) const { return Sigma::sigma(Alpha::alpha(t, eta_), eta_); }
     double eta() const { return eta_; }
+    std::string description() const {
+        return std::string(Sigma::name) + "(" + Alpha::name + ", eta=" + schedule_number(eta_) + ")";
+    }
 
 private:
     double eta_;
