@@ -14,6 +14,7 @@
 #include "sda/schedule/vp.hpp"
 #include "sda/systems/lorenz63.hpp"
 #include "sda/train/fit.hpp"
+#include "sda/train/progress.hpp"
 
 namespace lorenz63 {
 
@@ -58,10 +59,9 @@ inline sda::train::FitResult train_window_prior(Net& net, std::size_t k, const D
     fit.optimizer = {.lr = 1e-3, .weight_decay = 1e-3};
     fit.schedule = sda::train::LrSchedule::linear;
     fit.checkpoint = out / ("window_K" + std::to_string(k) + ".safetensors");
-    fit.progress = progress;
-    fit.label = "window K=" + std::to_string(k);
     sda::Generator train_gen(seed + 20 + k);
-    auto result = sda::train::fit(net, train_set, valid_set, fit, train_gen);
+    auto result =
+        sda::train::fit(net, train_set, valid_set, fit, train_gen, sda::train::TrainingProgress("window K=" + std::to_string(k), progress));
     double seconds = 0;
     for (const auto& e : result.history) seconds += e.seconds;
     std::printf("prior K=%zu: %s, %zu parameters, loss %.4f (train) %.4f (valid) after %zu epochs, %.1f s per epoch\n", k,

@@ -124,7 +124,7 @@ void both_ways(const std::string& label, const std::string& stem, const Config& 
     sda::Generator gen(1);
     auto ours = std::make_shared<const Net>(sda::VPCosine{}, config, gen);
     const fs::path sda_weights = dir / (stem + ".sda.safetensors"), torch_weights = dir / (stem + ".torch.safetensors");
-    sda::train::save_checkpoint(sda_weights, *ours);
+    sda::train::save_weights(sda_weights, *ours);
     const auto in = std::make_shared<const Inputs>(write_inputs(config.event, batch, stem));
     compare(label + ", sda weights in PyTorch", ours, in, sda_weights);
 

@@ -5,10 +5,17 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <numeric>
 #include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "sda/io/safetensors.hpp"
 #include "sda/nn/score_net.hpp"
 #include "sda/schedule/vp.hpp"
 #include "sda/train/adamw.hpp"
@@ -165,35 +172,84 @@ TEST_CASE("denoising loss: value and gradient, with and without weights") {
     }
 }
 
-TEST_CASE("checkpoints: weights, moments and state round trip, and a wrong architecture is refused") {
+TEST_CASE("checkpoints: weights, moments and state round trip, and another architecture or schedule is refused") {
     sda::Generator gen(10);
-    const nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, tiny_config(), gen);
-    train::AdamW<float> adamw(net.parameters().size(), {});
-    std::vector<float> g(net.parameters().size(), 0.1f);
-    std::vector<float> params = net.parameters().values();
-    adamw.step(params, g, 1e-3);
+    nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, tiny_config(), gen);
+    train::CpuEngine<nn::ScoreNet<sda::VPCosine>> engine(net, {});
+    sda::Generator data(9);
+    engine.step(sda::CpuBackend<float>::normal({4, 3, 2}, data), data, 1e-3, 0.0);
     const train::TrainingState state{3, 10, 42, {{1, 0.5, 0.6, 1e-3, 2.0}, {2, 0.4, 0.5, 9e-4, 2.1}}};
     const fs::path path = scratch("checkpoint.safetensors");
-    train::save_checkpoint(path, net, &adamw, &state);
+    engine.save(path, 0.0, state);
 
     nn::ScoreNet<sda::VPCosine> loaded(sda::VPCosine{}, tiny_config());
-    train::AdamW<float> adamw2(loaded.parameters().size(), {});
-    train::TrainingState state2;
-    train::load_checkpoint(path, loaded, adamw2, state2);
+    train::CpuEngine<nn::ScoreNet<sda::VPCosine>> engine2(loaded, {});
+    const auto resume = engine2.load(path, 0.0);
     CHECK(loaded.parameters().values() == net.parameters().values());
-    CHECK(adamw2.exp_avg() == adamw.exp_avg());
-    CHECK(adamw2.exp_avg_sq() == adamw.exp_avg_sq());
-    CHECK(adamw2.steps() == 1);
-    CHECK(state2.epoch == 3);
-    CHECK(state2.draws == 42);
-    CHECK(state2.history.size() == 2);
-    CHECK(state2.history[1].valid_loss == 0.5);
+    CHECK(resume.steps == 1);
+    CHECK(resume.ema_decay == 0.0);
+    CHECK(resume.state.epoch == 3);
+    CHECK(resume.state.draws == 42);
+    REQUIRE(resume.state.history.size() == 2);
+    CHECK(resume.state.history[1].valid_loss == 0.5);
+    // the moments came back: one more step from each engine gives the same weights
+    sda::Generator d1(5), d2(5);
+    const Tensor<float> x = sda::CpuBackend<float>::normal({4, 3, 2}, d1);
+    sda::CpuBackend<float>::normal({4, 3, 2}, d2);
+    engine.step(x, d1, 1e-3, 0.0), engine2.step(x, d2, 1e-3, 0.0);
+    CHECK(loaded.parameters().values() == net.parameters().values());
+
+    // the file records the architecture with its kind, and the schedule
+    const sda::io::SafetensorsFile file(path);
+    CHECK(nlohmann::json::parse(file.metadata("sda.config")).at("kind") == "mlp");
+    CHECK(file.metadata("sda.schedule") == "VP(cos, eta=0.001)");
 
     nn::ScoreNetConfig other = tiny_config();
     other.width = 16;
     nn::ScoreNet<sda::VPCosine> wrong(sda::VPCosine{}, other);
     CHECK_THROWS_WITH_AS(train::load_weights(path, wrong), doctest::Contains("was written for the architecture"), sda::error);
+    nn::ScoreNet<sda::VPLinear> linear(sda::VPLinear{}, tiny_config());
+    CHECK_THROWS_WITH_AS(train::load_weights(path, linear),
+                         doctest::Contains("trained with the noise schedule VP(cos, eta=0.001), not VP(lin, eta=0.001)"),
+                         sda::error);
+    nn::ScoreNet<sda::VPCosine> other_eta(sda::VPCosine(1e-2), tiny_config());
+    CHECK_THROWS_AS(train::load_weights(path, other_eta), sda::error);
+    // a weights-only file has no training state to resume
+    train::save_weights(scratch("weights.safetensors"), net);
+    CHECK_THROWS_WITH_AS(engine2.load(scratch("weights.safetensors"), 0.0), doctest::Contains("weights only"), sda::error);
     fs::remove_all(path.parent_path());
+}
+
+TEST_CASE("network configurations: one field table gives JSON, parsing and equality") {
+    nn::ScoreNetConfig a = tiny_config();
+    const nlohmann::json j = a.to_json();
+    CHECK(j.at("kind") == "mlp");
+    CHECK(j.at("activation") == "SiLU");
+    CHECK(nn::ScoreNetConfig::from_json(j) == a);
+    // every field takes part in equality and in the JSON form
+    std::vector<std::string> names;
+    std::apply([&](const auto&... f) { (names.push_back(f.name), ...); }, nn::ScoreNetConfig::fields());
+    for (const auto& name : names) CHECK_MESSAGE(j.contains(name), name);
+    nn::ScoreNetConfig b = a;
+    b.unbiased_layer_norm = !a.unbiased_layer_norm;
+    CHECK_FALSE(a == b);
+    b = a, b.embedding_hidden += 1;
+    CHECK_FALSE(a == b);
+    CHECK(j.size() == std::tuple_size_v<decltype(nn::ScoreNetConfig::fields())> + 1);
+
+    // a configuration that is not exactly a ScoreNet's is refused, naming what is wrong
+    const std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>> broken{
+        {[](nlohmann::json& c) { c.erase("kind"); }, "does not say its kind"},
+        {[](nlohmann::json& c) { c["kind"] = "unet"; }, "of kind \"unet\", not \"mlp\""},
+        {[](nlohmann::json& c) { c["widht"] = 3; }, "unknown field \"widht\""},
+        {[](nlohmann::json& c) { c.erase("depth"); }, "has no \"depth\""},
+        {[](nlohmann::json& c) { c["activation"] = "Swish"; }, "unknown activation"},
+        {[](nlohmann::json& c) { c["width"] = "wide"; }, "invalid configuration"}};
+    for (const auto& [breaks, message] : broken) {
+        nlohmann::json c = j;
+        breaks(c);
+        CHECK_THROWS_WITH_AS(nn::ScoreNetConfig::from_json(c), doctest::Contains(message.c_str()), sda::error);
+    }
 }
 
 TEST_CASE("fit: an interrupted run resumes exactly as if never stopped") {
@@ -202,7 +258,6 @@ TEST_CASE("fit: an interrupted run resumes exactly as if never stopped") {
     const train::WindowDataset<float> train_set(trajectories, 3), valid_set(trajectories, 3);
     train::FitOptions options;
     options.epochs = 4, options.epoch_size = 40, options.batch_size = 8, options.valid_size = 16;
-    options.progress = false;
 
     auto fresh = [] {
         sda::Generator init(12);
@@ -243,6 +298,97 @@ TEST_CASE("fit: an interrupted run resumes exactly as if never stopped") {
     // training lowers the loss on this data
     CHECK(a.history.back().train_loss < a.history.front().train_loss);
     fs::remove_all(path.parent_path());
+}
+
+TEST_CASE("fit: the EMA of the weights equals its definition over the recorded weights") {
+    sda::Generator data_gen(21);
+    const Tensor<float> trajectories = sda::CpuBackend<float>::normal({6, 12, 2}, data_gen);
+    const train::WindowDataset<float> train_set(trajectories, 3), valid_set(trajectories, 3);
+    train::FitOptions options;
+    options.epochs = 2, options.epoch_size = 40, options.batch_size = 8, options.valid_size = 16;
+    options.ema_decay = 0.9;
+    options.checkpoint = scratch("ema.safetensors");
+    sda::Generator init(22);
+    nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, tiny_config(), init);
+    // ema_0 = w_0, ema_k = d ema_{k-1} + (1 - d) w_k after step k, in double
+    std::vector<double> ema(net.parameters().values().begin(), net.parameters().values().end());
+    struct Record {
+        const nn::ScoreNet<sda::VPCosine>* net;
+        std::vector<double>* ema;
+        std::size_t steps = 0;
+        void on_batch(const train::BatchStats&) {
+            const auto& w = net->parameters().values();
+            for (std::size_t i = 0; i < w.size(); ++i) (*ema)[i] = 0.9 * (*ema)[i] + 0.1 * double(w[i]);
+            ++steps;
+        }
+    } record{&net, &ema};
+    sda::Generator gen(23);
+    train::fit(net, train_set, valid_set, options, gen, record);
+    REQUIRE(record.steps == 10);
+    // the checkpoint's weights to sample with are the EMA; the trained ones are under "training."
+    nn::ScoreNet<sda::VPCosine> loaded(sda::VPCosine{}, tiny_config());
+    train::load_weights(options.checkpoint, loaded);
+    const sda::io::SafetensorsFile file(options.checkpoint);
+    const auto& infos = net.parameters().infos();
+    const std::vector<float> trained = file.read<float>("training." + infos[0].name, infos[0].shape);
+    CHECK(std::equal(trained.begin(), trained.end(), net.parameters().values().begin()));
+    // float rounding: each update errs by ~2 ulp of max(|ema|, |w|) and the error decays by d,
+    // so the whole is within 2.4e-7 max|w| / (1 - d); allow twice that
+    double worst = 0, scale = 0, moved = 0;
+    for (std::size_t i = 0; i < ema.size(); ++i) {
+        worst = std::max(worst, std::abs(double(loaded.parameters().values()[i]) - ema[i]));
+        scale = std::max(scale, std::abs(ema[i]));
+        moved = std::max(moved, std::abs(ema[i] - double(net.parameters().values()[i])));
+    }
+    MESSAGE("EMA: max error ", worst, " for max |w| ", scale, "; EMA differs from the weights by up to ", moved);
+    CHECK(worst <= 2 * 2.4e-7 * scale / (1 - 0.9));
+    CHECK(moved > 100 * worst);  // the EMA is not the weights themselves
+    fs::remove_all(options.checkpoint.parent_path());
+}
+
+TEST_CASE("fit: an interrupted run with EMA resumes bit for bit") {
+    sda::Generator data_gen(31);
+    const Tensor<float> trajectories = sda::CpuBackend<float>::normal({6, 12, 2}, data_gen);
+    const train::WindowDataset<float> train_set(trajectories, 3), valid_set(trajectories, 3);
+    train::FitOptions options;
+    options.epochs = 4, options.epoch_size = 40, options.batch_size = 8, options.valid_size = 16;
+    options.ema_decay = 0.8;
+    auto fresh = [] {
+        sda::Generator init(32);
+        return nn::ScoreNet<sda::VPCosine>(sda::VPCosine{}, tiny_config(), init);
+    };
+    auto straight = fresh();
+    options.checkpoint = scratch("ema_straight.safetensors");
+    sda::Generator gen_a(33);
+    train::fit(straight, train_set, valid_set, options, gen_a);
+
+    options.checkpoint = scratch("ema_interrupted.safetensors");
+    struct Stop {
+        void on_epoch(const train::EpochStats& s) {
+            if (s.epoch == 2) throw std::runtime_error("interrupted");
+        }
+    };
+    auto interrupted = fresh();
+    sda::Generator gen_b(33);
+    CHECK_THROWS_AS(train::fit(interrupted, train_set, valid_set, options, gen_b, Stop{}), std::runtime_error);
+    auto resumed = fresh();
+    sda::Generator gen_c(33);
+    CHECK(train::fit(resumed, train_set, valid_set, options, gen_c).resumed_from == 2);
+    CHECK(resumed.parameters().values() == straight.parameters().values());
+    auto ema_of = [&](const fs::path& path) {
+        auto net = fresh();
+        train::load_weights(path, net);
+        return net.parameters().values();
+    };
+    CHECK(ema_of(scratch("ema_straight.safetensors")) == ema_of(scratch("ema_interrupted.safetensors")));
+    CHECK(ema_of(scratch("ema_straight.safetensors")) != straight.parameters().values());
+    // resuming with another decay (or none) is refused
+    options.ema_decay = 0.5;
+    auto other = fresh();
+    sda::Generator gen_d(33);
+    CHECK_THROWS_WITH_AS(train::fit(other, train_set, valid_set, options, gen_d), doctest::Contains("EMA decay 0.8"),
+                         sda::error);
+    fs::remove_all(options.checkpoint.parent_path());
 }
 
 // --- training reaches the analytic optimum -----------------------------------------------

@@ -1,5 +1,5 @@
-// sda/io/progress.hpp: `Progress`, a progress display on stderr for long runs
-// (sampling, later training), usable as a sampler callback.
+// sda/io/progress.hpp: `Progress`, a progress display on stderr for long runs,
+// usable as a sampler callback (training's is sda/train/progress.hpp).
 //
 // On a terminal it redraws one line at most ten times a second:
 //   "MMPS, K = 2  [##########----------]  50%  128/256  t = 0.500  2.1 s, ETA 2.1 s"
@@ -27,19 +27,25 @@ public:
     /// Sampler callback: step k of `steps` is done, at diffusion time t.
     void on_step(std::size_t k, std::size_t steps, double t) { update(k, steps, "t = " + fixed(t, 3)); }
 
+    /// Whether `update(done, total, ...)` would draw now: callers whose detail costs
+    /// something (a value read back from a device) compute it only then.
+    bool due(std::size_t done, std::size_t total) const {
+        if (!enabled_ || total == 0) return false;
+        if (done >= total) return true;
+        if (terminal_) return Clock::now() - last_draw_ >= std::chrono::milliseconds(100);
+        return done * 10 / total != last_decile_;
+    }
+
     /// Generic form: `done` of `total` units, with a free-form detail.
     void update(std::size_t done, std::size_t total, const std::string& detail = "") {
-        if (!enabled_ || total == 0) return;
+        if (!due(done, total)) return;
         const auto now = Clock::now();
         const bool last = done >= total;
         if (terminal_) {
-            if (!last && now - last_draw_ < std::chrono::milliseconds(100)) return;
             draw(done, total, detail, now, "\r");
             if (last) std::fputc('\n', out_);
         } else {
-            const std::size_t decile = done * 10 / total;
-            if (decile == last_decile_ && !last) return;
-            last_decile_ = decile;
+            last_decile_ = done * 10 / total;
             draw(done, total, detail, now, "");
             std::fputc('\n', out_);
         }

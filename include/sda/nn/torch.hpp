@@ -32,6 +32,7 @@
 #include "sda/io/safetensors.hpp"
 #include "sda/nn/score_net.hpp"
 #include "sda/nn/score_unet.hpp"
+#include "sda/schedule/concepts.hpp"
 #include "sda/train/checkpoint.hpp"
 #include "sda/train/fit.hpp"
 #include "sda/train/windows.hpp"
@@ -304,6 +305,53 @@ TORCH_MODULE(ScoreUNet);
 
 namespace detail {
 
+/// Parameters of `net` in registration order (the order of `named_parameters`).
+inline std::vector<std::pair<std::string, torch::Tensor>> parameters_of(const torch::nn::Module& net) {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& item : net.named_parameters()) out.emplace_back(item.key(), item.value());
+    return out;
+}
+
+/// The parameter table of `net` (names, shapes, offsets in one flat array), as the CPU networks'.
+inline std::vector<nn::ParameterInfo> parameter_table(const torch::nn::Module& net) {
+    std::vector<nn::ParameterInfo> out;
+    std::size_t offset = 0;
+    for (const auto& [name, param] : parameters_of(net)) {
+        const Shape shape = sda::detail::shape_of_torch(param);
+        out.push_back({name, shape, offset, element_count(shape)});
+        offset += element_count(shape);
+    }
+    return out;
+}
+
+/// Tensors (one per parameter, in table order) as one flat float32 host array.
+inline std::vector<float> flatten(const std::vector<torch::Tensor>& tensors) {
+    std::vector<float> out;
+    for (const auto& x : tensors) {
+        const torch::Tensor host = x.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+        out.insert(out.end(), host.data_ptr<float>(), host.data_ptr<float>() + host.numel());
+    }
+    return out;
+}
+
+/// Copies a flat float32 host array (table order) into the tensors, on their devices.
+inline void unflatten(const std::vector<float>& values, const std::vector<nn::ParameterInfo>& table,
+                      std::vector<torch::Tensor> tensors) {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const auto& info = table[i];
+        const torch::Tensor host = torch::from_blob(const_cast<float*>(values.data() + info.offset),
+                                                    tensors[i].sizes(), torch::kFloat32);
+        tensors[i].copy_(host);
+    }
+}
+
+inline std::vector<torch::Tensor> parameter_tensors(const torch::nn::Module& net) {
+    std::vector<torch::Tensor> out;
+    for (auto& [name, param] : parameters_of(net)) out.push_back(param);
+    return out;
+}
+
 inline nlohmann::json stored_config(const io::SafetensorsFile& file, const std::filesystem::path& path) {
     sda::detail::require(file.metadata().count("sda.config") != 0, "checkpoint ", path.string(),
                          " records no architecture (metadata sda.config)");
@@ -314,71 +362,52 @@ inline nlohmann::json stored_config(const io::SafetensorsFile& file, const std::
     }
 }
 
-/// Parameters of `net` in registration order (the order of `named_parameters`).
-inline std::vector<std::pair<std::string, torch::Tensor>> parameters_of(const torch::nn::Module& net) {
-    std::vector<std::pair<std::string, torch::Tensor>> out;
-    for (const auto& item : net.named_parameters()) out.emplace_back(item.key(), item.value());
-    return out;
-}
-
-inline std::vector<float> host_values(const torch::Tensor& x) {
-    const torch::Tensor host = x.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-    return {host.data_ptr<float>(), host.data_ptr<float>() + host.numel()};
-}
-
-/// A float32 or float64 tensor of a checkpoint, as float32 values (the CPU networks may be double).
-inline std::vector<float> read_floats(const io::SafetensorsFile& file, const std::string& name, const Shape& shape) {
-    const auto it = file.tensors().find(name);
-    if (it != file.tensors().end() && it->second.dtype == "F64") {
-        const std::vector<double> values = file.read<double>(name, shape);
-        return {values.begin(), values.end()};
-    }
-    return file.read<float>(name, shape);
-}
-
-inline void copy_into(torch::Tensor& target, const std::vector<float>& values) {
-    torch::NoGradGuard no_grad;
-    const torch::Tensor host = torch::from_blob(const_cast<float*>(values.data()), target.sizes(), torch::kFloat32);
-    target.copy_(host);
-}
-
 }  // namespace detail
 
-/// Reads float32 or float64 weights (a checkpoint of the CPU network, of `save_weights`, or
-/// of tools/torch_interop.py) into `net`; the architecture recorded in the file must match.
-inline void load_weights(const std::filesystem::path& path, ScoreNetwork& net) {
-    const io::SafetensorsFile file(path);
-    if (file.metadata().count("sda.config")) {
-        const nlohmann::json stored = detail::stored_config(file, path);
-        sda::detail::require(stored == net.config_json(), "checkpoint ", path.string(),
-                             " was written for the architecture ", stored.dump(), ", not ", net.config_json().dump());
-    }
-    for (auto& [name, param] : detail::parameters_of(net))
-        detail::copy_into(param, detail::read_floats(file, name, sda::detail::shape_of_torch(param)));
+/// Reads the weights to sample with (float32 or float64: a checkpoint of the CPU networks,
+/// of `save_weights`, of `torch_nn::fit` or of tools/torch_interop.py) into `net`. The
+/// architecture and the schedule recorded in the file must be `net`'s and `schedule`'s.
+template <NoiseSchedule Schedule>
+void load_weights(const std::filesystem::path& path, ScoreNetwork& net, const Schedule& schedule) {
+    const train::CheckpointReader reader(path, net.config_json(), schedule_description(schedule));
+    const auto table = detail::parameter_table(net);
+    detail::unflatten(reader.read_all<float>("", table), table, detail::parameter_tensors(net));
 }
 
-/// Writes `net`'s weights as float32 under their PyTorch names with the "sda.config" metadata:
-/// the CPU networks (`sda::train::load_weights`) and tools/torch_interop.py read the file.
-inline void save_weights(const std::filesystem::path& path, const ScoreNetwork& net) {
-    io::SafetensorsWriter writer;
-    for (const auto& [name, param] : detail::parameters_of(net))
-        writer.add<float>(name, std::span<const float>(detail::host_values(param)), sda::detail::shape_of_torch(param));
-    writer.metadata("format", "pt");
-    writer.metadata("sda.config", net.config_json().dump());
-    writer.write(path);
+/// Writes `net`'s weights as float32 under their PyTorch names with its architecture and
+/// `schedule` (the one it was trained with): the CPU networks (`sda::train::load_weights`)
+/// and tools/torch_interop.py read the file.
+template <NoiseSchedule Schedule>
+void save_weights(const std::filesystem::path& path, const ScoreNetwork& net, const Schedule& schedule) {
+    const auto table = detail::parameter_table(net);
+    const std::vector<float> weights = detail::flatten(detail::parameter_tensors(net));
+    train::CheckpointContent<float> content;
+    content.config = net.config_json();
+    content.schedule = schedule_description(schedule);
+    content.parameters = &table;
+    content.weights = weights;
+    train::write_checkpoint(path, content);
 }
 
-/// The network a checkpoint describes ("kind": "unet" or the MLP), with its weights,
-/// as a module on the CPU (move it with `->to(device)` or through `TorchScoreModel`).
-inline std::shared_ptr<ScoreNetwork> load(const std::filesystem::path& path) {
+/// The network a checkpoint describes (its "kind": "mlp" or "unet"), with its weights to
+/// sample with, as a module on the CPU (move it with `->to(device)` or through
+/// `TorchScoreModel`); the file must record `schedule` if it records one.
+template <NoiseSchedule Schedule>
+std::shared_ptr<ScoreNetwork> load(const std::filesystem::path& path, const Schedule& schedule) {
     const io::SafetensorsFile file(path);
     const nlohmann::json config = detail::stored_config(file, path);
+    const std::string kind = config.is_object() && config.contains("kind") && config.at("kind").is_string()
+                                 ? config.at("kind").get<std::string>()
+                                 : std::string();
     std::shared_ptr<ScoreNetwork> net;
-    if (config.value("kind", std::string("mlp")) == "unet")
+    if (kind == nn::UNetConfig::kind)
         net = std::make_shared<ScoreUNetImpl>(nn::UNetConfig::from_json(config));
-    else
+    else if (kind == nn::ScoreNetConfig::kind)
         net = std::make_shared<ScoreNetImpl>(nn::ScoreNetConfig::from_json(config));
-    load_weights(path, *net);
+    else
+        sda::detail::fail("checkpoint ", path.string(), ": sda.config names no known architecture (\"kind\": \"",
+                          kind, "\"; sda knows \"", nn::ScoreNetConfig::kind, "\" and \"", nn::UNetConfig::kind, "\")");
+    load_weights(path, *net, schedule);
     return net;
 }
 
@@ -425,142 +454,138 @@ inline torch::optim::AdamWOptions adamw_options(const train::AdamWOptions& o) {
 /// The key of a parameter's state in a torch optimiser (libtorch's own convention).
 inline std::string state_key(const torch::Tensor& param) { return c10::guts::to_string(param.unsafeGetTensorImpl()); }
 
-inline void save_checkpoint(const std::filesystem::path& path, const ScoreNetwork& net, torch::optim::AdamW& optimizer,
-                            const train::AdamWOptions& o, const train::TrainingState& state) {
-    io::SafetensorsWriter writer;
-    std::int64_t steps = 0;
-    for (const auto& [name, param] : parameters_of(net)) {
-        const auto shape = sda::detail::shape_of_torch(param);
-        writer.add<float>(name, std::span<const float>(host_values(param)), shape);
-        const auto it = optimizer.state().find(state_key(param));
-        const auto* s = it != optimizer.state().end() ? static_cast<const torch::optim::AdamWParamState*>(it->second.get())
-                                                      : nullptr;
-        if (s) steps = std::max<std::int64_t>(steps, s->step());
-        const torch::Tensor zero = torch::zeros_like(param);
-        writer.add<float>("optimizer.exp_avg." + name, std::span<const float>(host_values(s ? s->exp_avg() : zero)), shape);
-        writer.add<float>("optimizer.exp_avg_sq." + name,
-                          std::span<const float>(host_values(s ? s->exp_avg_sq() : zero)), shape);
-    }
-    writer.metadata("format", "pt");
-    writer.metadata("sda.config", net.config_json().dump());
-    writer.metadata("sda.optimizer", train::detail::optimizer_metadata(o, static_cast<std::uint64_t>(steps)));
-    train::detail::write_training_state(writer, state);
-    writer.write(path);
-}
-
-inline void load_checkpoint(const std::filesystem::path& path, ScoreNetwork& net, torch::optim::AdamW& optimizer,
-                            train::TrainingState& state) {
-    load_weights(path, net);
-    const io::SafetensorsFile file(path);
-    const auto steps = static_cast<std::int64_t>(train::detail::read_training_state(file, path, state));
-    if (steps == 0) return;  // torch's AdamW starts from no state
-    for (auto& [name, param] : parameters_of(net)) {
-        const auto shape = sda::detail::shape_of_torch(param);
-        auto s = std::make_unique<torch::optim::AdamWParamState>();
-        s->step(steps);
-        torch::Tensor m = torch::empty_like(param), v = torch::empty_like(param);
-        copy_into(m, read_floats(file, "optimizer.exp_avg." + name, shape));
-        copy_into(v, read_floats(file, "optimizer.exp_avg_sq." + name, shape));
-        s->exp_avg(m), s->exp_avg_sq(v);
-        optimizer.state()[state_key(param)] = std::move(s);
-    }
-}
-
 }  // namespace detail
 
-/// Trains `net` on its device with `sda::train::fit`'s loop: per epoch a permutation of the
-/// training windows, batches of `options.batch_size`, the denoising loss, optional gradient
-/// clipping, torch's AdamW with `options.optimizer` and the learning-rate schedule; validation
-/// on a fixed subset with fixed noise; a checkpoint (the CPU trainer's format) after every
-/// epoch, resumed from when present. Windows are cut on the host and copied per batch.
-/// `backend` names the device and the noise source (host noise: the CPU trainer's draws).
+/// The training engine of `sda::train::fit` for a libtorch network on `backend`'s device:
+/// torch's AdamW, autograd, the EMA as device tensors, and checkpoints in the CPU trainer's
+/// format (through `train::write_checkpoint` and `train::CheckpointReader`). Windows are cut
+/// on the host and copied per batch. No step waits for the device: the epoch's loss is
+/// summed on the device and read only by `loss_sum()`.
+template <NoiseSchedule Schedule>
+class Engine {
+public:
+    using scalar_type = float;
+
+    Engine(ScoreNetwork& net, Schedule schedule, TorchBackend backend, const train::AdamWOptions& optimizer)
+        : net_(&net), schedule_(std::move(schedule)), backend_(std::move(backend)), options_(optimizer) {
+        sda::detail::require(backend_.dtype == torch::kFloat32, "sda::torch_nn::fit: trains float32 networks");
+        net_->to(backend_.device, torch::kFloat32);
+        net_->train();
+        optimizer_ = std::make_unique<torch::optim::AdamW>(net_->parameters(), detail::adamw_options(optimizer));
+        table_ = detail::parameter_table(*net_);
+        begin_epoch();
+    }
+
+    Shape event_shape() const { return net_->event_shape(); }
+
+    void begin_epoch() { loss_sum_ = torch::zeros({}, backend_.options().dtype(torch::kFloat64)); }
+    void step(const Tensor<float>& x, Generator& gen, double lr, double clip) {
+        for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+        const NoisedBatch noised = noise_batch(schedule_, to_torch(x, backend_), gen, backend_);
+        optimizer_->zero_grad();
+        const torch::Tensor loss = denoising_loss(*net_, noised);
+        loss.backward();
+        if (clip > 0) torch::nn::utils::clip_grad_norm_(net_->parameters(), clip);
+        optimizer_->step();
+        loss_sum_ += loss.detach().to(torch::kFloat64);
+    }
+    double loss_sum() const { return loss_sum_.item<double>(); }
+    double validation_loss(const Tensor<float>& x, Generator& noise) {
+        torch::NoGradGuard no_grad;
+        net_->eval();
+        const double loss =
+            denoising_loss(*net_, noise_batch(schedule_, to_torch(x, backend_), noise, backend_)).template item<double>();
+        net_->train();
+        return loss;
+    }
+
+    void reset_ema() {
+        ema_.clear();
+        for (const auto& param : detail::parameter_tensors(*net_)) ema_.push_back(param.detach().clone());
+    }
+    void update_ema(double decay) {
+        torch::NoGradGuard no_grad;
+        const auto params = detail::parameter_tensors(*net_);
+        for (std::size_t i = 0; i < ema_.size(); ++i) ema_[i].mul_(decay).add_(params[i].detach(), 1.0 - decay);
+    }
+    /// The EMA weights, one tensor per parameter (empty before `reset_ema`).
+    const std::vector<torch::Tensor>& ema() const { return ema_; }
+
+    void save(const std::filesystem::path& path, double ema_decay, const train::TrainingState& state) const {
+        const auto params = detail::parameter_tensors(*net_);
+        std::vector<torch::Tensor> m, v;
+        std::int64_t steps = 0;
+        for (const auto& param : params) {
+            const auto it = optimizer_->state().find(detail::state_key(param));
+            const auto* s = it != optimizer_->state().end()
+                                ? static_cast<const torch::optim::AdamWParamState*>(it->second.get())
+                                : nullptr;
+            if (s) steps = std::max<std::int64_t>(steps, s->step());
+            m.push_back(s ? s->exp_avg() : torch::zeros_like(param));
+            v.push_back(s ? s->exp_avg_sq() : torch::zeros_like(param));
+        }
+        const std::vector<float> trained = detail::flatten(params), exp_avg = detail::flatten(m),
+                                 exp_avg_sq = detail::flatten(v);
+        const std::vector<float> ema = ema_decay > 0 ? detail::flatten(ema_) : std::vector<float>{};
+        train::CheckpointContent<float> content;
+        content.config = net_->config_json();
+        content.schedule = schedule_description(schedule_);
+        content.parameters = &table_;
+        content.weights = ema_decay > 0 ? std::span<const float>(ema) : std::span<const float>(trained);
+        if (ema_decay > 0) content.trained = trained;
+        content.exp_avg = exp_avg, content.exp_avg_sq = exp_avg_sq;
+        content.optimizer = options_, content.steps = static_cast<std::uint64_t>(steps);
+        content.ema_decay = ema_decay, content.state = &state;
+        train::write_checkpoint(path, content);
+    }
+    train::CheckpointReader::Resume load(const std::filesystem::path& path, double ema_decay) {
+        const train::CheckpointReader reader(path, net_->config_json(), schedule_description(schedule_));
+        train::CheckpointReader::Resume resume = reader.resume();
+        const auto params = detail::parameter_tensors(*net_);
+        detail::unflatten(reader.read_all<float>(resume.ema_decay > 0 ? "training." : "", table_), table_, params);
+        if (ema_decay > 0 && resume.ema_decay > 0) {
+            reset_ema();
+            detail::unflatten(reader.read_all<float>("", table_), table_, ema_);
+        }
+        if (resume.steps == 0) return resume;  // torch's AdamW starts from no state
+        const std::vector<float> m = reader.read_all<float>("optimizer.exp_avg.", table_),
+                                 v = reader.read_all<float>("optimizer.exp_avg_sq.", table_);
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            auto s = std::make_unique<torch::optim::AdamWParamState>();
+            s->step(static_cast<std::int64_t>(resume.steps));
+            torch::Tensor mi = torch::empty_like(params[i]), vi = torch::empty_like(params[i]);
+            detail::unflatten(m, {table_[i]}, {mi});
+            detail::unflatten(v, {table_[i]}, {vi});
+            s->exp_avg(mi), s->exp_avg_sq(vi);
+            optimizer_->state()[detail::state_key(params[i])] = std::move(s);
+        }
+        return resume;
+    }
+    void finish() { net_->eval(); }
+
+private:
+    ScoreNetwork* net_;
+    Schedule schedule_;
+    TorchBackend backend_;
+    train::AdamWOptions options_;
+    std::unique_ptr<torch::optim::AdamW> optimizer_;
+    std::vector<nn::ParameterInfo> table_;
+    std::vector<torch::Tensor> ema_;
+    torch::Tensor loss_sum_;
+};
+
+/// Trains `net` on its device with `sda::train::fit`'s loop (`Engine`): per epoch a permutation
+/// of the training windows, batches of `options.batch_size`, the denoising loss, optional
+/// gradient clipping, torch's AdamW with `options.optimizer` and the learning-rate schedule,
+/// the EMA; validation on a fixed subset with fixed noise; a checkpoint (the CPU trainer's
+/// format) after every epoch, resumed from when present. `backend` names the device and the
+/// noise source (host noise: the CPU trainer's draws).
 template <NoiseSchedule Schedule, class Callback = train::NoTrainingCallback>
 train::FitResult fit(ScoreNetwork& net, const Schedule& schedule, const train::WindowDataset<float>& train_set,
                      const train::WindowDataset<float>& valid_set, const train::FitOptions& options, Generator& gen,
                      const TorchBackend& backend, Callback&& callback = {}) {
-    options.validate();
-    sda::detail::require(backend.dtype == torch::kFloat32, "sda::torch_nn::fit: trains float32 networks");
-    sda::detail::require(train_set.event_shape() == net.event_shape() && valid_set.event_shape() == net.event_shape(),
-                         "sda::torch_nn::fit: windows of shape ", format_shape(train_set.event_shape()), " and ",
-                         format_shape(valid_set.event_shape()), " for a network of events ",
-                         format_shape(net.event_shape()));
-    sda::detail::require(train_set.size() >= 1 && valid_set.size() >= 1, "sda::torch_nn::fit: empty training or validation set");
-    net.to(backend.device, torch::kFloat32);
-    net.train();
-    torch::optim::AdamW optimizer(net.parameters(), detail::adamw_options(options.optimizer));
-    train::TrainingState state{0, gen.seed(), gen.draws(), {}};
-    train::FitResult result;
-    if (!options.checkpoint.empty() && std::filesystem::exists(options.checkpoint)) {
-        detail::load_checkpoint(options.checkpoint, net, optimizer, state);
-        sda::detail::require(state.seed == gen.seed(), "sda::torch_nn::fit: the checkpoint ", options.checkpoint.string(),
-                             " was trained with seed ", state.seed, ", this run has seed ", gen.seed());
-        gen = Generator(state.seed, state.draws);
-        result.resumed_from = state.epoch;
-    }
-    // the CPU trainer's validation subset and noise
-    const std::vector<std::size_t> valid_indices =
-        train::detail::validation_indices(options.valid_size, valid_set.size(), gen.seed());
-    const std::size_t valid_count = valid_indices.size();
-    const std::size_t per_epoch = options.epoch_size ? std::min(options.epoch_size, train_set.size()) : train_set.size();
-    const std::size_t batches = (per_epoch + options.batch_size - 1) / options.batch_size;
-
-    for (std::size_t epoch = state.epoch; epoch < options.epochs; ++epoch) {
-        const auto start = std::chrono::steady_clock::now();
-        const double lr = options.optimizer.lr * train::lr_factor(options.schedule, epoch, options.epochs);
-        for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-        const std::vector<std::size_t> order = train::permutation(train_set.size(), gen);
-        Progress progress(options.label + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs),
-                          options.progress);
-        torch::Tensor train_sum = torch::zeros({}, backend.options().dtype(torch::kFloat64));
-        for (std::size_t b = 0; b < batches; ++b) {
-            const std::size_t begin = b * options.batch_size, end = std::min(per_epoch, begin + options.batch_size);
-            const torch::Tensor x =
-                to_torch(train_set.batch(std::span<const std::size_t>(order.data() + begin, end - begin)), backend);
-            const NoisedBatch noised = noise_batch(schedule, x, gen, backend);
-            optimizer.zero_grad();
-            const torch::Tensor loss = denoising_loss(net, noised);
-            loss.backward();
-            if (options.clip > 0) torch::nn::utils::clip_grad_norm_(net.parameters(), options.clip);
-            optimizer.step();
-            train_sum += loss.detach().to(torch::kFloat64);
-            if constexpr (requires { callback.on_batch(epoch + 1, b + 1, 0.0); })
-                callback.on_batch(epoch + 1, b + 1, loss.item<double>());
-            if (options.progress) {
-                const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                char extra[64];
-                std::snprintf(extra, sizeof extra, "%.0f steps/s", double(b + 1) / std::max(elapsed, 1e-9));
-                progress.update(b + 1, batches, extra);
-            }
-        }
-        double valid_sum = 0;
-        {
-            torch::NoGradGuard no_grad;
-            net.eval();
-            Generator valid_noise = train::detail::validation_noise(gen.seed());
-            for (std::size_t begin = 0; begin < valid_count; begin += 1024) {
-                const std::size_t end = std::min(valid_count, begin + 1024);
-                const torch::Tensor x = to_torch(
-                    valid_set.batch(std::span<const std::size_t>(valid_indices.data() + begin, end - begin)), backend);
-                valid_sum += denoising_loss(net, noise_batch(schedule, x, valid_noise, backend)).template item<double>() *
-                             double(end - begin);
-            }
-            net.train();
-        }
-        const train::EpochStats stats{epoch + 1, train_sum.item<double>() / double(batches),
-                                      valid_sum / double(valid_count), lr,
-                                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
-        state.history.push_back(stats);
-        state.epoch = epoch + 1, state.draws = gen.draws();
-        if (options.progress)
-            std::fprintf(stderr, "%s epoch %zu/%zu: train %.5f, valid %.5f, lr %.2e, %.1f s\n", options.label.c_str(),
-                         stats.epoch, options.epochs, stats.train_loss, stats.valid_loss, stats.lr, stats.seconds);
-        if (!options.checkpoint.empty())
-            detail::save_checkpoint(options.checkpoint, net, optimizer, options.optimizer, state);
-        if constexpr (requires { callback.on_epoch(stats); }) callback.on_epoch(stats);
-    }
-    net.eval();
-    result.history = state.history;
-    return result;
+    Engine<Schedule> engine(net, schedule, backend, options.optimizer);
+    return train::fit(engine, train_set, valid_set, options, gen, std::forward<Callback>(callback));
 }
 
 }  // namespace sda::torch_nn

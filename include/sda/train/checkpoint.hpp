@@ -1,12 +1,18 @@
-// sda/train/checkpoint.hpp: checkpoints in the safetensors format: the
-// network's weights under their PyTorch names, the optimiser's moments, and
-// in the metadata the architecture, the epoch, the generator state and the
-// loss history, so that an interrupted training resumes exactly.
+// sda/train/checkpoint.hpp: checkpoints in the safetensors format, the one
+// writer and reader of every training engine (CPU networks, libtorch modules).
 //
-// Tensor names (docs/interop.md): "<parameter>" for weights, exactly the
-// PyTorch state_dict keys of the paper's ScoreNet; "optimizer.exp_avg.<parameter>"
-// and "optimizer.exp_avg_sq.<parameter>" for AdamW's moments. Metadata keys
-// start with "sda.". A weights-only file (no optimiser) is what PyTorch needs.
+// Tensor names (docs/interop.md): "<parameter>" for the weights to sample with,
+// exactly the PyTorch state_dict keys of the paper's networks; when the run keeps
+// an exponential moving average of the weights, those are the EMA weights and
+// the optimiser's own weights are "training.<parameter>"; "optimizer.exp_avg.<parameter>"
+// and "optimizer.exp_avg_sq.<parameter>" hold AdamW's moments. Metadata (keys
+// "sda.*"): the architecture ("sda.config", with its "kind"), the noise schedule
+// the network was trained with ("sda.schedule"), the optimiser and EMA settings
+// with the step count, the epoch, the generator state and the loss history, so
+// that an interrupted training resumes exactly. A weights-only file (no
+// optimiser) is what PyTorch needs. Reading checks the architecture and the
+// schedule when the file records them: a network is never silently loaded into
+// another architecture or sampled with another schedule.
 #pragma once
 
 #include <cstdint>
@@ -19,9 +25,10 @@
 #include <nlohmann/json.hpp>
 
 #include "sda/core/error.hpp"
-#include "sda/core/random.hpp"
 #include "sda/io/safetensors.hpp"
 #include "sda/nn/concepts.hpp"
+#include "sda/nn/parameters.hpp"
+#include "sda/schedule/concepts.hpp"
 #include "sda/train/adamw.hpp"
 
 namespace sda::train {
@@ -36,6 +43,23 @@ struct TrainingState {
     std::size_t epoch = 0;  ///< epochs completed
     std::uint64_t seed = 0, draws = 0;
     std::vector<EpochStats> history;
+};
+
+/// Everything a checkpoint holds, as flat arrays in the layout of `parameters` (names,
+/// shapes, offsets). Only `config`, `schedule`, `parameters` and `weights` are needed for
+/// a weights-only file.
+template <class T>
+struct CheckpointContent {
+    nlohmann::json config;                                    ///< "sda.config"
+    std::string schedule;                                     ///< "sda.schedule"
+    const std::vector<nn::ParameterInfo>* parameters = nullptr;
+    std::span<const T> weights;                               ///< what to sample with (the EMA when kept)
+    std::span<const T> trained;                               ///< with EMA: the optimiser's weights; else empty
+    std::span<const T> exp_avg, exp_avg_sq;                   ///< AdamW's moments; empty in a weights-only file
+    AdamWOptions optimizer{};
+    std::uint64_t steps = 0;
+    double ema_decay = 0;                                     ///< 0: no EMA
+    const TrainingState* state = nullptr;                     ///< null in a weights-only file
 };
 
 namespace detail {
@@ -55,101 +79,166 @@ inline std::vector<EpochStats> history_from_json(const nlohmann::json& j) {
     return out;
 }
 
-/// The optimiser's settings and step count, as the "sda.optimizer" metadata.
-inline std::string optimizer_metadata(const AdamWOptions& o, std::uint64_t steps) {
-    return nlohmann::json{{"name", "AdamW"}, {"lr", o.lr}, {"betas", {o.beta1, o.beta2}}, {"eps", o.eps},
-                          {"weight_decay", o.weight_decay}, {"steps", steps}}
-        .dump();
-}
-
-/// Epoch, generator and history as the "sda.epoch", "sda.generator" and "sda.history" metadata.
-inline void write_training_state(io::SafetensorsWriter& writer, const TrainingState& state) {
-    writer.metadata("sda.epoch", std::to_string(state.epoch));
-    writer.metadata("sda.generator", nlohmann::json{{"seed", state.seed}, {"draws", state.draws}}.dump());
-    writer.metadata("sda.history", history_to_json(state.history).dump());
-}
-
-/// Reads the optimiser's step count and the training state back; throws `sda::error` when malformed.
-inline std::uint64_t read_training_state(const io::SafetensorsFile& file, const std::filesystem::path& path,
-                                         TrainingState& state) {
-    try {
-        const auto o = nlohmann::json::parse(file.metadata("sda.optimizer"));
-        const auto steps = o.at("steps").get<std::uint64_t>();
-        state.epoch = std::stoull(file.metadata("sda.epoch"));
-        const auto g = nlohmann::json::parse(file.metadata("sda.generator"));
-        state.seed = g.at("seed").get<std::uint64_t>(), state.draws = g.at("draws").get<std::uint64_t>();
-        state.history = history_from_json(nlohmann::json::parse(file.metadata("sda.history")));
-        return steps;
-    } catch (const nlohmann::json::exception& e) {
-        sda::detail::fail("checkpoint ", path.string(), ": malformed training state: ", e.what());
-    } catch (const std::logic_error& e) {
-        sda::detail::fail("checkpoint ", path.string(), ": malformed epoch: ", e.what());
-    }
+template <class T>
+std::span<const T> slice(std::span<const T> values, const nn::ParameterInfo& info) {
+    return values.subspan(info.offset, info.size);
 }
 
 }  // namespace detail
 
-/// Writes `model`'s weights, and when given the optimiser and the training state, atomically.
-template <nn::TrainableScoreModel M>
-void save_checkpoint(const std::filesystem::path& path, const M& model,
-                     const AdamW<typename M::scalar_type>* optimizer = nullptr, const TrainingState* state = nullptr) {
-    using T = typename M::scalar_type;
-    const auto& params = model.parameters();
+/// Writes `content` to `path` atomically.
+template <class T>
+void write_checkpoint(const std::filesystem::path& path, const CheckpointContent<T>& content) {
+    sda::detail::require(content.parameters != nullptr, "sda::train::write_checkpoint: no parameter table");
+    std::size_t total = 0;
+    for (const auto& info : *content.parameters) total = std::max(total, info.offset + info.size);
+    const auto check = [&](std::span<const T> values, bool optional, const char* what) {
+        sda::detail::require((optional && values.empty()) || values.size() == total, "sda::train::write_checkpoint: ",
+                             what, " holds ", values.size(), " values for ", total, " parameters");
+    };
+    check(content.weights, false, "weights");
+    check(content.trained, true, "trained");
+    check(content.exp_avg, true, "exp_avg");
+    check(content.exp_avg_sq, content.exp_avg.empty(), "exp_avg_sq");
     io::SafetensorsWriter writer;
-    for (const auto& info : params.infos()) {
-        writer.add<T>(info.name, std::span<const T>(params.data() + info.offset, info.size), info.shape);
-        if (optimizer) {
-            writer.add<T>("optimizer.exp_avg." + info.name,
-                          std::span<const T>(optimizer->exp_avg().data() + info.offset, info.size), info.shape);
-            writer.add<T>("optimizer.exp_avg_sq." + info.name,
-                          std::span<const T>(optimizer->exp_avg_sq().data() + info.offset, info.size), info.shape);
+    for (const auto& info : *content.parameters) {
+        writer.add<T>(info.name, detail::slice(content.weights, info), info.shape);
+        if (!content.trained.empty()) writer.add<T>("training." + info.name, detail::slice(content.trained, info), info.shape);
+        if (!content.exp_avg.empty()) {
+            writer.add<T>("optimizer.exp_avg." + info.name, detail::slice(content.exp_avg, info), info.shape);
+            writer.add<T>("optimizer.exp_avg_sq." + info.name, detail::slice(content.exp_avg_sq, info), info.shape);
         }
     }
     writer.metadata("format", "pt");
-    writer.metadata("sda.config", model.config().to_json().dump());
-    if (optimizer) writer.metadata("sda.optimizer", detail::optimizer_metadata(optimizer->options(), optimizer->steps()));
-    if (state) detail::write_training_state(writer, *state);
+    writer.metadata("sda.config", content.config.dump());
+    writer.metadata("sda.schedule", content.schedule);
+    if (!content.exp_avg.empty()) {
+        const AdamWOptions& o = content.optimizer;
+        writer.metadata("sda.optimizer",
+                        nlohmann::json{{"name", "AdamW"}, {"lr", o.lr}, {"betas", {o.beta1, o.beta2}}, {"eps", o.eps},
+                                       {"weight_decay", o.weight_decay}, {"steps", content.steps},
+                                       {"ema_decay", content.ema_decay}}
+                            .dump());
+    }
+    if (content.state) {
+        writer.metadata("sda.epoch", std::to_string(content.state->epoch));
+        writer.metadata("sda.generator",
+                        nlohmann::json{{"seed", content.state->seed}, {"draws", content.state->draws}}.dump());
+        writer.metadata("sda.history", detail::history_to_json(content.state->history).dump());
+    }
     writer.write(path);
 }
 
-/// Reads the weights of a checkpoint (or of any safetensors file with the
-/// model's tensor names and shapes) into `model`. Checks the architecture when
-/// the file records one.
+/// A checkpoint (or any safetensors file with a network's tensor names) opened to be read
+/// into a network of architecture `config` trained with `schedule`. Throws `sda::error`
+/// when the file records another architecture or schedule.
+class CheckpointReader {
+public:
+    CheckpointReader(const std::filesystem::path& path, const nlohmann::json& config, const std::string& schedule)
+        : path_(path), file_(path) {
+        if (file_.metadata().count("sda.config")) {
+            nlohmann::json stored;
+            try {
+                stored = nlohmann::json::parse(file_.metadata("sda.config"));
+            } catch (const nlohmann::json::exception& e) {
+                sda::detail::fail("checkpoint ", path_.string(), ": sda.config is not valid JSON: ", e.what());
+            }
+            sda::detail::require(stored == config, "checkpoint ", path_.string(), " was written for the architecture ",
+                                 stored.dump(), ", not ", config.dump());
+        }
+        if (file_.metadata().count("sda.schedule")) {
+            const std::string& stored = file_.metadata("sda.schedule");
+            sda::detail::require(stored == schedule, "checkpoint ", path_.string(), " holds a network trained with the ",
+                                 "noise schedule ", stored, ", not ", schedule);
+        }
+    }
+
+    const io::SafetensorsFile& file() const { return file_; }
+    const std::filesystem::path& path() const { return path_; }
+    bool contains(const std::string& name) const { return file_.contains(name); }
+
+    /// The values of tensor `name` of shape `shape`, stored as F32 or F64, as T.
+    template <class T>
+    std::vector<T> read(const std::string& name, const Shape& shape) const {
+        const auto it = file_.tensors().find(name);
+        if (it != file_.tensors().end() && it->second.dtype != io::detail::dtype_of<T>()) {
+            if (it->second.dtype == "F64") return convert<T>(file_.read<double>(name, shape));
+            if (it->second.dtype == "F32") return convert<T>(file_.read<float>(name, shape));
+        }
+        return file_.read<T>(name, shape);
+    }
+    /// The tensors "<prefix><parameter>" of every parameter, flat in the layout of `parameters`.
+    template <class T>
+    std::vector<T> read_all(const std::string& prefix, const std::vector<nn::ParameterInfo>& parameters) const {
+        std::size_t total = 0;
+        for (const auto& info : parameters) total = std::max(total, info.offset + info.size);
+        std::vector<T> out(total);
+        for (const auto& info : parameters) {
+            const std::vector<T> values = read<T>(prefix + info.name, info.shape);
+            std::copy(values.begin(), values.end(), out.begin() + static_cast<std::ptrdiff_t>(info.offset));
+        }
+        return out;
+    }
+
+    /// Whether the file holds an optimiser and a training state (a full checkpoint).
+    bool resumable() const { return file_.metadata().count("sda.optimizer") && file_.metadata().count("sda.epoch"); }
+
+    /// The optimiser's step count and EMA decay, and the training state; throws `sda::error` when malformed.
+    struct Resume {
+        std::uint64_t steps = 0;
+        double ema_decay = 0;
+        TrainingState state;
+    };
+    Resume resume() const {
+        sda::detail::require(resumable(), "checkpoint ", path_.string(), " holds weights only, no training state");
+        try {
+            Resume out;
+            const auto o = nlohmann::json::parse(file_.metadata("sda.optimizer"));
+            out.steps = o.at("steps").get<std::uint64_t>();
+            out.ema_decay = o.value("ema_decay", 0.0);
+            out.state.epoch = std::stoull(file_.metadata("sda.epoch"));
+            const auto g = nlohmann::json::parse(file_.metadata("sda.generator"));
+            out.state.seed = g.at("seed").get<std::uint64_t>(), out.state.draws = g.at("draws").get<std::uint64_t>();
+            out.state.history = detail::history_from_json(nlohmann::json::parse(file_.metadata("sda.history")));
+            return out;
+        } catch (const nlohmann::json::exception& e) {
+            sda::detail::fail("checkpoint ", path_.string(), ": malformed training state: ", e.what());
+        } catch (const std::logic_error& e) {
+            sda::detail::fail("checkpoint ", path_.string(), ": malformed epoch: ", e.what());
+        }
+    }
+
+private:
+    template <class T, class U>
+    static std::vector<T> convert(const std::vector<U>& values) {
+        return {values.begin(), values.end()};
+    }
+
+    std::filesystem::path path_;
+    io::SafetensorsFile file_;
+};
+
+/// Writes `model`'s weights, with its architecture and schedule, as a weights-only file (atomically).
+template <nn::TrainableScoreModel M>
+void save_weights(const std::filesystem::path& path, const M& model) {
+    using T = typename M::scalar_type;
+    const auto& params = model.parameters();
+    CheckpointContent<T> content;
+    content.config = model.config().to_json();
+    content.schedule = schedule_description(model.schedule());
+    content.parameters = &params.infos();
+    content.weights = std::span<const T>(params.values());
+    write_checkpoint(path, content);
+}
+
+/// Reads the weights to sample with (the EMA weights when the run kept them) of a checkpoint,
+/// or of any safetensors file with the model's tensor names and shapes, F32 or F64, into
+/// `model`. Checks the architecture and the schedule when the file records them.
 template <nn::TrainableScoreModel M>
 void load_weights(const std::filesystem::path& path, M& model) {
     using T = typename M::scalar_type;
-    const io::SafetensorsFile file(path);
-    if (file.metadata().count("sda.config")) {
-        nlohmann::json stored;
-        try {
-            stored = nlohmann::json::parse(file.metadata("sda.config"));
-        } catch (const nlohmann::json::exception& e) {
-            sda::detail::fail("checkpoint ", path.string(), ": sda.config is not valid JSON: ", e.what());
-        }
-        sda::detail::require(stored == model.config().to_json(), "checkpoint ", path.string(), " was written for the architecture ",
-                             stored.dump(), ", not ", model.config().to_json().dump());
-    }
-    auto& params = model.parameters();
-    for (const auto& info : params.infos()) {
-        const std::vector<T> values = file.read<T>(info.name, info.shape);
-        std::copy(values.begin(), values.end(), params.data() + info.offset);
-    }
-}
-
-/// Reads everything `save_checkpoint` wrote: weights, optimiser moments and training state.
-template <nn::TrainableScoreModel M>
-void load_checkpoint(const std::filesystem::path& path, M& model, AdamW<typename M::scalar_type>& optimizer,
-                     TrainingState& state) {
-    using T = typename M::scalar_type;
-    load_weights(path, model);
-    const io::SafetensorsFile file(path);
-    for (const auto& info : model.parameters().infos()) {
-        const auto m = file.read<T>("optimizer.exp_avg." + info.name, info.shape);
-        const auto v = file.read<T>("optimizer.exp_avg_sq." + info.name, info.shape);
-        std::copy(m.begin(), m.end(), optimizer.exp_avg().begin() + static_cast<std::ptrdiff_t>(info.offset));
-        std::copy(v.begin(), v.end(), optimizer.exp_avg_sq().begin() + static_cast<std::ptrdiff_t>(info.offset));
-    }
-    optimizer.set_steps(detail::read_training_state(file, path, state));
+    const CheckpointReader reader(path, model.config().to_json(), schedule_description(model.schedule()));
+    model.parameters().values() = reader.read_all<T>("", model.parameters().infos());
 }
 
 }  // namespace sda::train

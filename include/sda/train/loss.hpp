@@ -1,4 +1,4 @@
-// sda/train/loss.hpp: the denoising score-matching loss of DESIGN.md section 2,
+// sda/train/loss.hpp: the denoising score-matching loss of Rozet & Louppe (2023),
 // for any schedule:
 //   L = E_{x, t ~ U(0,1), z ~ N(0, I)} || eps(mu(t) x + sigma(t) z, t) - z ||^2,
 // averaged over the batch and the event's entries; with per-sample weights w,
