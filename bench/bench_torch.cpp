@@ -37,7 +37,6 @@
 #include "sda/observe/gather.hpp"
 #include "sda/observe/gaussian.hpp"
 #include "sda/observe/pool.hpp"
-#include "sda/observe/torch.hpp"
 #include "sda/sample/reverse.hpp"
 #include "sda/schedule/vp.hpp"
 #include "sda/score/markov.hpp"
@@ -48,7 +47,6 @@
 
 namespace {
 
-using torch::indexing::Slice;
 
 torch::Device g_device = torch::kCPU;
 
@@ -58,8 +56,17 @@ sda::TorchBackend backend() { return {.device = g_device, .dtype = torch::kFloat
 template <class Net>
 std::shared_ptr<sda::torch_nn::ScoreNetwork> same_weights(const Net& net, const std::string& name) {
     const std::string path = "/tmp/sda_bench_torch_" + name + ".safetensors";
-    sda::train::save_checkpoint(path, net);
-    return sda::torch_nn::load(path);
+    sda::train::save_weights(path, net);
+    return sda::torch_nn::load(path, sda::VPCosine{});
+}
+
+constexpr std::size_t lorenz_length = 65;
+
+/// Every 8th state's first coordinate, the demo's "lo" observation.
+sda::observe::Mask every_8th_x() {
+    xt::xarray<bool> m = xt::zeros<bool>({lorenz_length, std::size_t(3)});
+    for (std::size_t i = 0; i < lorenz_length; i += 8) m(i, 0) = true;
+    return sda::observe::Mask(m);
 }
 
 void synchronize() {
@@ -68,7 +75,6 @@ void synchronize() {
 
 // --- Lorenz-63 -------------------------------------------------------------------
 
-constexpr std::size_t lorenz_length = 65;
 
 sda::nn::ScoreNetConfig lorenz_config() { return {.event = {5, 3}, .embedding = 32, .width = 256, .depth = 5}; }
 
@@ -94,13 +100,7 @@ void BM_lorenz_step_sda(benchmark::State& state) {
     const sda::nn::ScoreNet<sda::VPCosine, float> window(sda::VPCosine{}, lorenz_config(), gen);
     const sda::MarkovComposedScore<decltype(window), 2> prior(window, lorenz_length);
     const sda::Tensor<float> y = sda::CpuBackend<float>::normal({9}, gen);
-    // every 8th state, first coordinate
-    const sda::observe::Mask mask([] {
-        xt::xarray<bool> m = xt::zeros<bool>({lorenz_length, std::size_t(3)});
-        for (std::size_t i = 0; i < lorenz_length; i += 8) m(i, 0) = true;
-        return m;
-    }());
-    const sda::GaussianObservation obs(mask, y, 0.05 * 0.05);
+    const sda::GaussianObservation obs(every_8th_x(), y, 0.05 * 0.05);
     const auto posterior = sda::guide(prior, obs, sda::SDA{.gamma = 3e-2});
     pc_steps(state, posterior, sda::CpuBackend<float>::normal({batch, lorenz_length, 3}, gen));
 }
@@ -112,9 +112,7 @@ void BM_lorenz_step_torch(benchmark::State& state) {
     const sda::TorchScoreModel window(same_weights(cpu, "lorenz"), sda::VPCosine{}, cpu.event_shape(), backend());
     const sda::MarkovComposedScore<decltype(window), 2> prior(window, lorenz_length);
     const torch::Tensor y = sda::to_torch(sda::CpuBackend<float>::normal({9}, gen), backend());
-    const sda::TorchOperator every_8th(
-        [](const torch::Tensor& x) { return x.index({Slice(), Slice(0, x.size(1), 8), 0}); }, backend());
-    const sda::GaussianObservation obs(every_8th, y, 0.05 * 0.05, backend());
+    const sda::GaussianObservation obs(every_8th_x(), y, 0.05 * 0.05, backend());  // the same Mask, bound to the device
     const auto posterior = sda::guide(prior, obs, sda::SDA{.gamma = 3e-2});
     pc_steps(state, posterior, backend().normal({batch, lorenz_length, 3}, gen));
 }
@@ -149,13 +147,7 @@ void unet_torch(benchmark::State& state, const sda::nn::UNetConfig& config, std:
     const sda::MarkovComposedScore<decltype(window), 2> prior(window, length);
     const auto n = static_cast<std::int64_t>(config.event.back());
     const torch::Tensor y = sda::to_torch(sda::CpuBackend<float>::normal({length, 2, std::size_t(n / 4), std::size_t(n / 4)}, gen), backend());
-    const sda::TorchOperator pool([](const torch::Tensor& x) {
-        const torch::Tensor fields = x.flatten(0, -3);  // [N, H, W]
-        auto sizes = x.sizes().vec();
-        sizes[sizes.size() - 2] /= 4, sizes.back() /= 4;
-        return torch::avg_pool2d(fields, 4).reshape(sizes);
-    }, backend());
-    const sda::GaussianObservation obs(pool, y, 0.01, backend());
+    const sda::GaussianObservation obs(sda::observe::AvgPool(4), y, 0.01, backend());  // bound to the device
     const auto posterior = sda::guide(prior, obs, sda::SDA{});
     guided_evaluations(state, posterior, backend().normal({1, std::size_t(length), 2, std::size_t(n), std::size_t(n)}, gen));
 }

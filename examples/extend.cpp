@@ -29,7 +29,7 @@ struct StateMean {
     }
     sda::Tensor<double> jvp(const sda::Tensor<double>&, const sda::Tensor<double>& dx) const { return apply(dx); }
 };
-static_assert(sda::ObservationOperator<StateMean, sda::Tensor<double>>);
+static_assert(sda::ObservationOperator<StateMean, sda::CpuBackend<double>>);
 
 // --- a predictor: Euler-Maruyama on the reverse SDE (Song et al., ICLR 2021) --------
 // dx = [f x - g^2 score] dt + g dw with f = dlog(mu)/dt, g^2 = d(sigma^2)/dt - 2 f sigma^2

@@ -3,6 +3,8 @@
 // name the concept are checked by the compile_fail/ tests.)
 #include <doctest/doctest.h>
 
+#include <utility>
+
 #include "sda/backend/cpu.hpp"
 #include "sda/guidance/concepts.hpp"
 #include "sda/guidance/dps.hpp"
@@ -13,6 +15,7 @@
 #include "sda/observe/gather.hpp"
 #include "sda/observe/gaussian.hpp"
 #include "sda/observe/linear.hpp"
+#include "sda/observe/pool.hpp"
 #include "sda/observe/saturation.hpp"
 #include "sda/sample/concepts.hpp"
 #include "sda/sample/reverse.hpp"
@@ -27,7 +30,9 @@ namespace {
 using Tensor = sda::Tensor<double>;
 using Gaussian = sda::GaussianScore<sda::VPCosine>;
 using Composed = sda::MarkovComposedScore<Gaussian, 2>;
+using Cpu = sda::CpuBackend<double>;
 using Observation = sda::GaussianObservation<sda::observe::Select>;
+using Bound = decltype(std::declval<const Observation&>().bind(sda::Shape{}));  // what guidance sees
 
 // --- schedules --------------------------------------------------------------------
 static_assert(sda::NoiseSchedule<sda::VPCosine> && sda::NoiseSchedule<sda::VE> && sda::NoiseSchedule<sda::Rectified> &&
@@ -73,23 +78,33 @@ static_assert(!sda::EpsModel<EpsReturnsFloat>);
 static_assert(!sda::EpsModel<NoSchedule>);
 
 // --- observation operators --------------------------------------------------------------
-static_assert(sda::ObservationOperator<sda::observe::Identity, Tensor>);
-static_assert(sda::ObservationOperator<sda::observe::Compose<sda::observe::Saturation, sda::observe::Subsample>, Tensor>);
-static_assert(sda::Observation<Observation, Tensor>);
+static_assert(sda::ObservationOperator<sda::observe::Identity, Cpu>);
+static_assert(sda::ObservationOperator<sda::observe::Compose<sda::observe::Saturation, sda::observe::Subsample>, Cpu>);
+static_assert(sda::ObservationOperator<sda::observe::AvgPool, sda::CpuBackend<float>>);
+static_assert(sda::Observation<Observation, Cpu> && sda::BoundObservation<Bound, Tensor>);
+// a bound selection has apply, vjp and jvp but no output_shape: it is bound, not bindable again
+static_assert(sda::BoundOperator<sda::bound_operator_t<sda::observe::Select, Cpu>, Tensor> &&
+              !sda::ObservationOperator<sda::bound_operator_t<sda::observe::Select, Cpu>, Cpu>);
 struct NoJvp {
     sda::Shape output_shape(const sda::Shape& e) const { return e; }
     Tensor apply(const Tensor& x) const { return x; }
     Tensor vjp(const Tensor&, const Tensor& v) const { return v; }
 };
-static_assert(!sda::ObservationOperator<NoJvp, Tensor>);
+static_assert(!sda::ObservationOperator<NoJvp, Cpu>);
+struct NoOutputShape {
+    Tensor apply(const Tensor& x) const { return x; }
+    Tensor vjp(const Tensor&, const Tensor& v) const { return v; }
+    Tensor jvp(const Tensor&, const Tensor& v) const { return v; }
+};
+static_assert(!sda::ObservationOperator<NoOutputShape, Cpu> && sda::BoundOperator<NoOutputShape, Tensor>);
 
 // --- guidance ---------------------------------------------------------------------
-static_assert(sda::Guidance<sda::SDA, Composed, Observation> && sda::Guidance<sda::MMPS, Composed, Observation> &&
-              sda::Guidance<sda::DPS, Gaussian, Observation> && sda::Guidance<sda::DetachedSDA, Gaussian, Observation>);
+static_assert(sda::Guidance<sda::SDA, Composed, Bound> && sda::Guidance<sda::MMPS, Composed, Bound> &&
+              sda::Guidance<sda::DPS, Gaussian, Bound> && sda::Guidance<sda::DetachedSDA, Gaussian, Bound>);
 // without an input VJP only the detached likelihood is available
-static_assert(sda::Guidance<sda::DetachedSDA, NoVjp, Observation>);
-static_assert(!sda::Guidance<sda::SDA, NoVjp, Observation> && !sda::Guidance<sda::MMPS, NoVjp, Observation> &&
-              !sda::Guidance<sda::DPS, NoVjp, Observation>);
+static_assert(sda::Guidance<sda::DetachedSDA, NoVjp, Bound>);
+static_assert(!sda::Guidance<sda::SDA, NoVjp, Bound> && !sda::Guidance<sda::MMPS, NoVjp, Bound> &&
+              !sda::Guidance<sda::DPS, NoVjp, Bound>);
 using Posterior = sda::Guided<Composed, Observation, sda::SDA>;
 static_assert(sda::EpsModel<Posterior> && !sda::ScoreModel<Posterior>);
 

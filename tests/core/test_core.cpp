@@ -144,28 +144,44 @@ TEST_CASE("cpu backend: element-wise and per-sample operations") {
     CHECK_THROWS_AS(Backend::scale_rows(Tensor<double>{1, 2, 3}, x), sda::error);
 }
 
-TEST_CASE("cpu backend: windows of a trajectory") {
-    // B = 2 trajectories of L = 6 states of shape [2]; windows of 2K+1 = 3 states (K = 1)
-    const Tensor<double> x = iota_tensor({2, 6, 2});
-    const Tensor<double> w = Backend::unfold(x, 3);
-    REQUIRE(sda::shape_of(w) == Shape{8, 3, 2});
-    CHECK(xt::view(w, 0) == xt::view(x, 0, xt::range(0, 3)));
-    CHECK(xt::view(w, 3) == xt::view(x, 0, xt::range(3, 6)));
-    CHECK(xt::view(w, 5) == xt::view(x, 1, xt::range(1, 4)));
-
-    // picking centres from the unfolded trajectory gives the trajectory back
-    CHECK(Backend::pick_centres(w, 1, 2) == x);
-
-    // each operation's adjoint satisfies <A u, v> = <u, A^T v> (random u, v)
+TEST_CASE("cpu backend: gather, scatter-add and matrix products, with their adjoints") {
+    // positions with a run (0, 1, 2), a repeat (2) and a jump back (1): B = 2 samples of 6 entries
+    const Tensor<double> x = iota_tensor({2, 3, 2});
+    const auto index = Backend::index({0, 1, 2, 2, 5, 1});
+    CHECK(index.runs.size() == 4);  // {0,1,2}, {2}, {5}, {1}
+    const Tensor<double> g = Backend::gather(x, index, {2, 3});
+    CHECK(g == Tensor<double>{{{0, 1, 2}, {2, 5, 1}}, {{6, 7, 8}, {8, 11, 7}}});
+    // scatter-add adds repeated positions and leaves the others zero
+    const Tensor<double> ones = xt::ones<double>({2, 6});
+    const Tensor<double> counts = Backend::scatter_add(ones, index, {3, 2});
+    CHECK(counts == Tensor<double>{{{1, 2}, {2, 0}, {0, 1}}, {{1, 2}, {2, 0}, {0, 1}}});
+    // <gather(u), v> = <u, scatter_add(v)>
     sda::Generator gen(3);
-    const Tensor<double> u = Backend::normal({2, 6, 2}, gen), g = Backend::normal({8, 3, 2}, gen);
-    CHECK(inner(Backend::unfold(u, 3), g) == doctest::Approx(inner(u, Backend::unfold_adjoint(g, 2))));
-    const Tensor<double> v = Backend::normal({2, 6, 2}, gen);
-    CHECK(inner(Backend::pick_centres(g, 1, 2), v) == doctest::Approx(inner(g, Backend::pick_centres_adjoint(v, 1))));
-    // unfold_adjoint counts each state once per window containing it
-    const Tensor<double> counts = Backend::unfold_adjoint(xt::ones<double>({8, 3, 2}), 2);
-    CHECK(xt::view(counts, 0, xt::all(), 0) == Tensor<double>{1, 2, 3, 3, 2, 1});
-
-    CHECK(error_message([&] { Backend::unfold(x, 7); }).find("cannot cut 7-state windows from shape [2, 6, 2]") !=
+    const Tensor<double> u = Backend::normal({2, 3, 2}, gen), v = Backend::normal({2, 6}, gen);
+    CHECK(inner(Backend::gather(u, index, {6}), v) == doctest::Approx(inner(u, Backend::scatter_add(v, index, {3, 2}))));
+    CHECK(Backend::reshape(x, {2, 6}) == Tensor<double>{{0, 1, 2, 3, 4, 5}, {6, 7, 8, 9, 10, 11}});
+    // out-of-range positions and mismatched sizes are refused
+    CHECK(error_message([&] { Backend::gather(x, Backend::index({6}), {1}); }).find("1 positions below 7") !=
           std::string::npos);
+    CHECK_THROWS_AS(Backend::gather(x, index, {5}), sda::error);
+    CHECK_THROWS_AS(Backend::scatter_add(ones, index, {5}), sda::error);
+    CHECK_THROWS_AS(Backend::scatter_add(Tensor<double>(xt::ones<double>({2, 5})), index, {3, 2}), sda::error);
+    CHECK_THROWS_AS(Backend::reshape(x, {5}), sda::error);
+
+    // matmul: each sample's flat entries times a^T; matmul_adjoint: its adjoint
+    const std::vector<double> values{1, 2, 0, -1, 3, 0.5, 2, 1, 0, 0, 1, -2};
+    const Tensor<double> a = Backend::from_host(values, {2, 6});
+    CHECK(a(1, 5) == -2.0);
+    const Tensor<double> y = Backend::matmul(x, a);
+    REQUIRE(sda::shape_of(y) == Shape{2, 2});
+    for (std::size_t b = 0; b < 2; ++b)
+        for (std::size_t m = 0; m < 2; ++m) {
+            double expected = 0;
+            for (std::size_t n = 0; n < 6; ++n) expected += values[m * 6 + n] * x.data()[b * 6 + n];
+            CHECK(y(b, m) == doctest::Approx(expected));
+        }
+    const Tensor<double> w = Backend::normal({2, 2}, gen);
+    CHECK(inner(Backend::matmul(u, a), w) == doctest::Approx(inner(Backend::reshape(u, {2, 6}), Backend::matmul_adjoint(w, a))));
+    CHECK_THROWS_AS(Backend::matmul(Tensor<double>(xt::ones<double>({2, 5})), a), sda::error);
+    CHECK_THROWS_AS(Backend::from_host(values, {5}), sda::error);
 }

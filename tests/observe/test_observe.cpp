@@ -230,6 +230,33 @@ TEST_CASE("observe: operators reject events that do not fit") {
     CHECK_THROWS_AS(observe::Saturation(-1.0), sda::error);
 }
 
+TEST_CASE("observe: an operator is validated and its index built once, when bound, then only shapes are checked") {
+    const Backend cpu;
+    // binding validates against the event: the error comes at bind time, never inside a sampling loop
+    CHECK_THROWS_WITH_AS(sda::bind(observe::Select({7}, {}), {5, 3}, cpu),
+                         "sda::observe::Select: state index 7 is out of range for 5 states", sda::error);
+    CHECK_THROWS_AS(sda::bind(observe::AvgPool(3), {2, 4, 4}, cpu), sda::error);
+    CHECK_THROWS_AS(sda::bind(observe::Linear<double>(Eigen::MatrixXd::Ones(2, 6)), {5, 3}, cpu), sda::error);
+    // a composition binds each operator to what it sees: Select sees Subsample's 2 states, not 3
+    CHECK_NOTHROW(sda::bind(observe::Select({2}, {}), {3, 3}, cpu));
+    CHECK_THROWS_AS(sda::bind(observe::compose(observe::Select({2}, {}), observe::Subsample(2)), {3, 3}, cpu),
+                    sda::error);
+    // the bound selection equals the unbound one, and refuses a cotangent of the wrong shape
+    const observe::Select select({0, 3}, {2, 0});
+    const auto bound = sda::bind(select, {4, 3}, cpu);
+    const Tensor<double> x = tensor({2, 4, 3}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,  //
+                                                12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23});
+    CHECK(bound.apply(x) == select.apply(x));
+    CHECK(bound.apply(x) == tensor({2, 2, 2}, {2, 0, 11, 9, 14, 12, 23, 21}));
+    CHECK_THROWS_WITH_AS(bound.vjp(x, Tensor<double>(xt::zeros<double>({2, 2, 3}))),
+                         "sda::observe: cotangent of shape [2, 2, 3] does not match the observation [2, 2, 2]", sda::error);
+    // guide binds the observation to the prior's events: an operator that does not fit fails there
+    const sda::GaussianObservation obs(observe::Select({0, 3}, {0}), Tensor<double>(xt::zeros<double>({2, 1})), 0.1);
+    const auto bound_obs = obs.bind({4, 3});
+    CHECK(bound_obs.op().apply(x) == tensor({2, 2, 1}, {0, 9, 12, 21}));
+    CHECK_THROWS_AS(obs.bind({3, 3}), sda::error);
+}
+
 TEST_CASE("observation: y and the noise are validated where they enter") {
     const observe::Select op({0, 2}, {0});
     const Tensor<double> y = xt::zeros<double>({2, 1});
@@ -287,4 +314,10 @@ TEST_CASE("observation log-likelihood: the Gaussian density of the observed entr
     Tensor<double> bad = x;
     bad(1, 0, 0) = std::numeric_limits<double>::quiet_NaN();
     CHECK_THROWS_AS(sda::metrics::observation_log_likelihood(scalar, bad), sda::error);
+
+    // chi-square per observed value: the mean of squared standardised residuals
+    const double chi2 = ((0.3 - 0.1) * (0.3 - 0.1) / 0.25 + (0.5 - 0.7) * (0.5 - 0.7) / 0.01 +
+                         (0.3 - 1.0) * (0.3 - 1.0) / 0.25 + (0.5 + 1.0) * (0.5 + 1.0) / 0.01) / 4;
+    CHECK(sda::metrics::chi_square(per_entry, x) == doctest::Approx(chi2).epsilon(1e-14));
+    CHECK_THROWS_AS(sda::metrics::chi_square(scalar, bad), sda::error);
 }

@@ -106,6 +106,44 @@ TEST_CASE("markov composition: each state's eps comes from the window centred on
     }
 }
 
+TEST_CASE("markov composition: windows, centres and their adjoints") {
+    // B = 2 trajectories of L = 6 states of 4 coordinates; windows of 2K+1 = 3 states (K = 1)
+    const auto window = window_score(3);
+    const sda::MarkovComposedScore<decltype(window), 1> composed(window, 6);
+    Tensor<double> x = xt::arange<double>(2 * 6 * 4);
+    x.reshape({2, 6, 4});
+    const Tensor<double> w = composed.windows(x);
+    REQUIRE(sda::shape_of(w) == Shape{8, 3, 4});
+    CHECK(xt::view(w, 0) == xt::view(x, 0, xt::range(0, 3)));
+    CHECK(xt::view(w, 3) == xt::view(x, 0, xt::range(3, 6)));
+    CHECK(xt::view(w, 5) == xt::view(x, 1, xt::range(1, 4)));
+    // picking centres from the windows gives the trajectory back
+    CHECK(composed.centres(w) == x);
+    // each map's adjoint satisfies <A u, v> = <u, A^T v>
+    sda::Generator gen(3);
+    const Tensor<double> u = Backend::normal({2, 6, 4}, gen), g = Backend::normal({8, 3, 4}, gen);
+    const auto inner = [](const Tensor<double>& a, const Tensor<double>& b) { return xt::sum(a * b)(); };
+    CHECK(inner(composed.windows(u), g) == doctest::Approx(inner(u, composed.windows_adjoint(g))));
+    const Tensor<double> v = Backend::normal({2, 6, 4}, gen);
+    CHECK(inner(composed.centres(g), v) == doctest::Approx(inner(g, composed.centres_adjoint(v))));
+    // the windows' adjoint counts each state once per window containing it
+    const Tensor<double> counts = composed.windows_adjoint(xt::ones<double>({8, 3, 4}));
+    CHECK(xt::view(counts, 0, xt::all(), 0) == Tensor<double>{1, 2, 3, 3, 2, 1});
+    CHECK_THROWS_AS(composed.centres(Tensor<double>(xt::ones<double>({7, 3, 4}))), sda::error);
+}
+
+TEST_CASE("dispatch_order: the order chosen at run time as a compile-time K") {
+    const auto window_size = [](std::size_t k) {
+        return sda::dispatch_order<4>(k, [](auto K) { return sda::MarkovComposedScore<sda::GaussianScore<sda::VPCosine>, K>::window; });
+    };
+    for (std::size_t k = 1; k <= 4; ++k) CHECK(window_size(k) == 2 * k + 1);
+    std::size_t seen = 0;
+    sda::dispatch_order<3>(2, [&](auto K) { seen = K; });
+    CHECK(seen == 2);
+    CHECK_THROWS_WITH_AS(window_size(5), "sda::dispatch_order: the Markov order K must lie in [1, 4], got 5", sda::error);
+    CHECK_THROWS_AS(window_size(0), sda::error);
+}
+
 TEST_CASE("markov composition: L = 2K+1 is the window model itself") {
     const auto window = window_score(7);
     const sda::MarkovComposedScore<decltype(window), 3> composed(window, 7);

@@ -35,10 +35,14 @@
 #include "sda/guidance/guided.hpp"
 #include "sda/guidance/mmps.hpp"
 #include "sda/guidance/sda.hpp"
+#include "sda/observe/compose.hpp"
 #include "sda/observe/gather.hpp"
 #include "sda/observe/gaussian.hpp"
+#include "sda/observe/linear.hpp"
+#include "sda/observe/pool.hpp"
 #include "sda/observe/saturation.hpp"
 #include "sda/sample/sample.hpp"
+#include "sda/schedule/ve.hpp"
 #include "sda/schedule/vp.hpp"
 #include "sda/score/gaussian.hpp"
 #include "sda/score/markov.hpp"
@@ -162,37 +166,66 @@ TEST_CASE("torch backend: the algebra equals CpuBackend's") {
 
     CHECK_THROWS_AS(be.axpby(1, tx, 1, tx.narrow(1, 0, 3)), sda::error);
     CHECK_THROWS_AS(be.scale_rows(sda::to_torch(random_tensor({2}, 5), be), tx), sda::error);
-    CHECK_THROWS_AS(be.unfold(tx, 8), sda::error);
-    CHECK_THROWS_AS(be.pick_centres(tx, 1, 2), sda::error);
+    CHECK_THROWS_AS(be.gather(tx, be.index({100}), {1}), sda::error);
+    CHECK_THROWS_AS(be.reshape(tx, {5}), sda::error);
 }
 
-TEST_CASE("torch backend: windows and the Markov blanket picks equal CpuBackend's and are adjoint") {
+TEST_CASE("torch backend: gather, scatter-add and matrix products equal CpuBackend's") {
     const sda::CpuBackend<double> cpu;
     const TorchBackend& be = cpu64;
-    for (const Shape& shape : {Shape{2, 9, 3}, Shape{3, 7, 2, 2, 3}, Shape{1, 5, 1}}) {
-        for (std::size_t k : {1, 2}) {
-            const std::size_t width = 2 * k + 1, batch = shape[0], windows = shape[1] - width + 1;
-            CAPTURE(sda::format_shape(shape));
-            CAPTURE(k);
-            const Tensor<double> x = random_tensor(shape, 10 + k);
-            const torch::Tensor tx = sda::to_torch(x, be);
-            const Tensor<double> u = cpu.unfold(x, width);
-            CHECK(relative_error(be.unfold(tx, width), u) < 1e-15);
-            const Tensor<double> g = random_tensor(sda::shape_of(u), 20 + k);
-            const torch::Tensor tg = sda::to_torch(g, be);
-            CHECK(relative_error(be.unfold_adjoint(tg, batch), cpu.unfold_adjoint(g, batch)) < 1e-14);
-            CHECK(relative_error(be.pick_centres(tg, k, batch), cpu.pick_centres(g, k, batch)) < 1e-15);
-            CHECK(relative_error(be.pick_centres_adjoint(tx, k), cpu.pick_centres_adjoint(x, k)) < 1e-15);
-            // <unfold(x), g> = <x, unfold^T(g)> and <pick(g), x> = <g, pick^T(x)>
-            const double lhs = (be.unfold(tx, width) * tg).sum().item<double>();
-            const double rhs = (tx * be.unfold_adjoint(tg, batch)).sum().item<double>();
-            CHECK(lhs == doctest::Approx(rhs).epsilon(1e-12));
-            const double pick = (be.pick_centres(tg, k, batch) * tx).sum().item<double>();
-            const double pick_t = (tg * be.pick_centres_adjoint(tx, k)).sum().item<double>();
-            CHECK(pick == doctest::Approx(pick_t).epsilon(1e-12));
-            CHECK(windows >= 1);
-        }
-    }
+    const Tensor<double> x = random_tensor({3, 4, 5}, 10);
+    const torch::Tensor tx = sda::to_torch(x, be);
+    const std::vector<std::size_t> positions{0, 1, 2, 2, 19, 7, 8, 9, 3};
+    const Tensor<double> g = cpu.gather(x, cpu.index(positions), {3, 3});
+    CHECK(relative_error(be.gather(tx, be.index(positions), {3, 3}), g) < 1e-15);
+    const Tensor<double> v = random_tensor({3, 9}, 11);
+    CHECK(relative_error(be.scatter_add(sda::to_torch(v, be), be.index(positions), {4, 5}),
+                         cpu.scatter_add(v, cpu.index(positions), {4, 5})) < 1e-15);
+    CHECK(relative_error(be.reshape(tx, {3, 20}), cpu.reshape(x, {3, 20})) < 1e-15);
+    const std::vector<double> values = [] {
+        std::vector<double> out(6 * 20);
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] = std::sin(double(i));
+        return out;
+    }();
+    const torch::Tensor ta = be.from_host(values, {6, 20});
+    const Tensor<double> a = cpu.from_host(values, {6, 20});
+    CHECK(relative_error(ta, a) < 1e-15);
+    CHECK(relative_error(be.matmul(tx, ta), cpu.matmul(x, a)) < 1e-14);
+    const Tensor<double> w = random_tensor({3, 6}, 12);
+    CHECK(relative_error(be.matmul_adjoint(sda::to_torch(w, be), ta), cpu.matmul_adjoint(w, a)) < 1e-14);
+}
+
+TEST_CASE("torch backend: every shipped observation operator, bound to the device, equals the CPU one") {
+    const sda::CpuBackend<double> cpu;
+    const TorchBackend& be = cpu64;
+    const Shape event{8, 2, 4, 4};
+    const Tensor<double> x = random_tensor({3, 8, 2, 4, 4}, 30);
+    const torch::Tensor tx = sda::to_torch(x, be);
+    auto check = [&](const auto& op, const char* name) {
+        CAPTURE(name);
+        const auto on_cpu = sda::bind(op, event, cpu);
+        const auto on_device = sda::bind(op, event, be);
+        const Tensor<double> y = on_cpu.apply(x);
+        CHECK(relative_error(on_device.apply(tx), y) < 1e-14);
+        const Tensor<double> v = random_tensor(sda::shape_of(y), 31);
+        CHECK(relative_error(on_device.vjp(tx, sda::to_torch(v, be)), on_cpu.vjp(x, v)) < 1e-14);
+        const Tensor<double> dx = random_tensor(sda::shape_of(x), 32);
+        CHECK(relative_error(on_device.jvp(tx, sda::to_torch(dx, be)), on_cpu.jvp(x, dx)) < 1e-14);
+    };
+    namespace observe = sda::observe;
+    check(observe::Identity{}, "Identity");
+    check(observe::Select({0, 3, 7}, {1, 5, 31}), "Select");
+    xt::xarray<bool> mask = xt::zeros<bool>(event);
+    mask(2, 1, 3, 0) = mask(7, 0, 0, 0) = mask(0, 1, 2, 2) = true;
+    check(observe::Mask(mask), "Mask");
+    check(observe::Subsample(3, 1), "Subsample");
+    check(observe::AvgPool(2), "AvgPool");
+    check(observe::AvgPool::last_axis(4), "AvgPool::last_axis");
+    check(observe::Saturation(0.7), "Saturation");
+    Eigen::MatrixXd matrix = Eigen::MatrixXd::Random(5, 8 * 2 * 4 * 4);
+    check(observe::Linear<double>(matrix), "Linear");
+    check(observe::compose(observe::Saturation(2.0), observe::compose(observe::AvgPool(2), observe::Subsample(2))),
+          "Saturation o AvgPool o Subsample");
 }
 
 TEST_CASE("torch backend: host noise is CpuBackend's, device noise is seeded, fresh per draw, and N(0, 1)") {
@@ -361,8 +394,8 @@ TEST_CASE("torch networks: the same checkpoint gives the CPU networks' eps, para
         config.activation = unbiased ? sda::nn::Activation::silu : sda::nn::Activation::gelu;
         const sda::nn::ScoreNet<sda::VPCosine> cpu(sda::VPCosine{}, config, gen);
         const fs::path path = scratch("mlp.safetensors");
-        sda::train::save_checkpoint(path, cpu);
-        const auto net = sda::torch_nn::load(path);
+        sda::train::save_weights(path, cpu);
+        const auto net = sda::torch_nn::load(path, sda::VPCosine{});
         // same names, shapes and order as the CPU network's parameters
         const auto params = net->named_parameters();
         REQUIRE(params.size() == cpu.parameters().infos().size());
@@ -391,8 +424,8 @@ TEST_CASE("torch networks: the same checkpoint gives the CPU networks' eps, para
         CAPTURE(config.to_json().dump());
         const sda::nn::ScoreUNet<sda::VPCosine> cpu(sda::VPCosine{}, config, gen);
         const fs::path path = scratch("unet.safetensors");
-        sda::train::save_checkpoint(path, cpu);
-        const auto net = sda::torch_nn::load(path);
+        sda::train::save_weights(path, cpu);
+        const auto net = sda::torch_nn::load(path, sda::VPCosine{});
         const auto params = net->named_parameters();
         std::set<std::string> ours, theirs;
         for (const auto& p : params) ours.insert(p.key());
@@ -415,7 +448,7 @@ TEST_CASE("torch networks: weights written by libtorch load into the CPU network
     torch::manual_seed(1);
     sda::torch_nn::ScoreUNet net(config);  // torch's own initialisation
     const fs::path path = scratch("from_torch.safetensors");
-    sda::torch_nn::save_weights(path, *net);
+    sda::torch_nn::save_weights(path, *net, sda::VPCosine{});
     sda::nn::ScoreUNet<sda::VPCosine> cpu(sda::VPCosine{}, config);
     sda::train::load_weights(path, cpu);
     sda::Generator gen(90);
@@ -425,18 +458,21 @@ TEST_CASE("torch networks: weights written by libtorch load into the CPU network
 
     // a double-precision CPU network's checkpoint loads too (as float32)
     const sda::nn::ScoreUNet<sda::VPCosine, double> cpu64_net(sda::VPCosine{}, config, gen);
-    sda::train::save_checkpoint(scratch("double.safetensors"), cpu64_net);
-    const sda::TorchScoreModel from_double(sda::torch_nn::load(scratch("double.safetensors")), sda::VPCosine{}, config.event, cpu32);
+    sda::train::save_weights(scratch("double.safetensors"), cpu64_net);
+    const sda::TorchScoreModel from_double(sda::torch_nn::load(scratch("double.safetensors"), sda::VPCosine{}), sda::VPCosine{}, config.event, cpu32);
     const Tensor<double> xd = x;
     CHECK(relative_error(sda::from_torch<double>(from_double.eps(sda::to_torch(x, cpu32), 0.5)), cpu64_net.eps(xd, 0.5)) < 1e-5);
 
     auto other = config;
     other.channels = {4, 6};
     sda::torch_nn::ScoreUNet wrong(other);
-    CHECK_THROWS_AS(sda::torch_nn::load_weights(path, *wrong), sda::error);
+    CHECK_THROWS_AS(sda::torch_nn::load_weights(path, *wrong, sda::VPCosine{}), sda::error);
+    // the schedule it was trained with is recorded: another one is refused
+    CHECK_THROWS_WITH_AS(sda::torch_nn::load_weights(path, *net, sda::VE{}), doctest::Contains("noise schedule"), sda::error);
+    CHECK_THROWS_WITH_AS(sda::torch_nn::load(path, sda::VPLinear{}), doctest::Contains("noise schedule"), sda::error);
     std::ofstream(scratch("truncated.safetensors"), std::ios::binary) << "\x10\0\0\0\0\0\0\0{\"a\":";
-    CHECK_THROWS_AS(sda::torch_nn::load(scratch("truncated.safetensors")), sda::error);
-    CHECK_THROWS_AS(sda::torch_nn::load(scratch("nothing.safetensors")), sda::error);
+    CHECK_THROWS_AS(sda::torch_nn::load(scratch("truncated.safetensors"), sda::VPCosine{}), sda::error);
+    CHECK_THROWS_AS(sda::torch_nn::load(scratch("nothing.safetensors"), sda::VPCosine{}), sda::error);
 }
 
 TEST_CASE("torch model: networks exported from PyTorch as TorchScript give the CPU networks' eps and VJP") {
@@ -450,8 +486,8 @@ TEST_CASE("torch model: networks exported from PyTorch as TorchScript give the C
     config.event = {3, 2, 8, 8}, config.channels = {4, 8}, config.blocks = {1, 1}, config.embedding = 6;
     config.context.assign(64, 0.5);
     const sda::nn::ScoreUNet<sda::VPCosine> unet(sda::VPCosine{}, config, gen);
-    sda::train::save_checkpoint(scratch("export_mlp.safetensors"), mlp);
-    sda::train::save_checkpoint(scratch("export_unet.safetensors"), unet);
+    sda::train::save_weights(scratch("export_mlp.safetensors"), mlp);
+    sda::train::save_weights(scratch("export_unet.safetensors"), unet);
     const std::string tool = std::string("/usr/bin/python3 ") + SDA_SOURCE_DIR + "/tools/torch_interop.py export ";
     for (const char* name : {"mlp", "unet"}) {
         const std::string command = tool + scratch(std::string("export_") + name + ".safetensors").string() + " " +
@@ -487,17 +523,20 @@ TEST_CASE("torch training: fit on torch follows sda::train::fit step for step, a
     options.epochs = 3, options.epoch_size = 0, options.batch_size = 16, options.valid_size = 32;
     options.optimizer = {.lr = 3e-3, .weight_decay = 1e-2};
     options.clip = 1.0;
-    options.progress = false;
+    options.ema_decay = 0.75;
 
     sda::Generator init(101);
     sda::nn::ScoreNet<sda::VPCosine> cpu(sda::VPCosine{}, config, init);
     const fs::path start = scratch("start.safetensors");
-    sda::train::save_checkpoint(start, cpu);
-    auto net = sda::torch_nn::load(start);
+    sda::train::save_weights(start, cpu);
+    auto net = sda::torch_nn::load(start, sda::VPCosine{});
 
     sda::Generator g_cpu(102), g_torch(102);
-    const auto cpu_result = sda::train::fit(cpu, train, valid, options, g_cpu);
-    const auto torch_result = sda::torch_nn::fit(*net, sda::VPCosine{}, train, valid, options, g_torch, cpu32);
+    auto cpu_options = options, torch_options = options;  // checkpoints to compare the EMAs
+    cpu_options.checkpoint = scratch("cpu_ema.safetensors"), torch_options.checkpoint = scratch("torch_ema.safetensors");
+    fs::remove(cpu_options.checkpoint), fs::remove(torch_options.checkpoint);
+    const auto cpu_result = sda::train::fit(cpu, train, valid, cpu_options, g_cpu);
+    const auto torch_result = sda::torch_nn::fit(*net, sda::VPCosine{}, train, valid, torch_options, g_torch, cpu32);
     CHECK(g_cpu.draws() == g_torch.draws());
     REQUIRE(torch_result.history.size() == 3);
     for (std::size_t e = 0; e < 3; ++e) {
@@ -506,7 +545,7 @@ TEST_CASE("torch training: fit on torch follows sda::train::fit step for step, a
     }
     // 3 epochs x 4 steps of AdamW from the same start: the weights agree to float rounding
     const fs::path trained = scratch("trained.safetensors");
-    sda::torch_nn::save_weights(trained, *net);
+    sda::torch_nn::save_weights(trained, *net, sda::VPCosine{});
     sda::nn::ScoreNet<sda::VPCosine> back(sda::VPCosine{}, config);
     sda::train::load_weights(trained, back);
     double diff = 0, scale = 0;
@@ -522,11 +561,22 @@ TEST_CASE("torch training: fit on torch follows sda::train::fit step for step, a
     for (std::size_t i = 0; i < back.parameters().size(); ++i)
         moved = std::max(moved, double(std::abs(back.parameters().data()[i] - initial.parameters().data()[i])));
     CHECK(moved > 100 * diff);
+    // the one EMA of the one training loop, on both engines
+    sda::nn::ScoreNet<sda::VPCosine> cpu_ema(sda::VPCosine{}, config), torch_ema(sda::VPCosine{}, config);
+    sda::train::load_weights(cpu_options.checkpoint, cpu_ema);
+    sda::train::load_weights(torch_options.checkpoint, torch_ema);
+    double ema_diff = 0, ema_moved = 0;
+    for (std::size_t i = 0; i < cpu_ema.parameters().size(); ++i) {
+        ema_diff = std::max(ema_diff, double(std::abs(cpu_ema.parameters().data()[i] - torch_ema.parameters().data()[i])));
+        ema_moved = std::max(ema_moved, double(std::abs(cpu_ema.parameters().data()[i] - cpu.parameters().data()[i])));
+    }
+    CHECK(ema_diff / scale < 1e-4);
+    CHECK(ema_moved > 100 * ema_diff);  // the EMA is not the weights
 
     // an interrupted torch run resumes from its checkpoint, and the CPU trainer resumes it too
     options.checkpoint = scratch("run.safetensors");
     fs::remove(options.checkpoint);
-    auto first = sda::torch_nn::load(start);
+    auto first = sda::torch_nn::load(start, sda::VPCosine{});
     struct Interrupt {
         void on_epoch(const sda::train::EpochStats& stats) const {
             if (stats.epoch == 2) throw std::runtime_error("interrupted");
@@ -560,8 +610,8 @@ TEST_CASE("torch on CUDA: sampling with a network and the Markov composition equ
     const sda::nn::ScoreNetConfig config{.event = {5, 3}, .embedding = 16, .width = 64, .depth = 3};
     const sda::nn::ScoreNet<sda::VPCosine> cpu(sda::VPCosine{}, config, gen);
     const fs::path path = scratch("cuda.safetensors");
-    sda::train::save_checkpoint(path, cpu);
-    const sda::TorchScoreModel on_gpu(sda::torch_nn::load(path), sda::VPCosine{}, config.event, cuda);
+    sda::train::save_weights(path, cpu);
+    const sda::TorchScoreModel on_gpu(sda::torch_nn::load(path, sda::VPCosine{}), sda::VPCosine{}, config.event, cuda);
     const sda::MarkovComposedScore<decltype(on_gpu), 2> prior(on_gpu, 17);
     const sda::MarkovComposedScore<decltype(cpu), 2> cpu_prior(cpu, 17);
     const sda::PredictorCorrector sampler{.steps = 8};

@@ -6,23 +6,30 @@
 // names its backend; `model.backend()` hands out the instance (which may hold a
 // device). Scalars cross the interface as `double`; batches are `[B, ...]` and
 // per-sample quantities are tensors of shape `[B]`, so nothing leaves the device.
+// Everything that moves entries (selections, pooling, the windows of the Markov
+// composition) is built on two primitives, `gather` and its adjoint
+// `scatter_add`, with index lists made once by `index`.
 #pragma once
 
 #include <concepts>
 #include <cstddef>
+#include <span>
+#include <vector>
 
 #include "sda/fwd.hpp"
 
 namespace sda {
 
 template <class B>
-concept Backend = std::copyable<B> && requires { typename B::tensor_type; } &&
+concept Backend = std::copyable<B> && requires { typename B::tensor_type; typename B::index_type; } &&
     requires(const B& be, const typename B::tensor_type& x, const typename B::tensor_type& y,
-             const Shape& shape, double a, std::size_t n, Generator& gen) {
+             const typename B::index_type& index, const Shape& shape, double a, Generator& gen,
+             std::vector<std::size_t> positions, std::span<const double> values) {
         // --- creation -----------------------------------------------------------
         { be.shape(x) } -> std::convertible_to<Shape>;                  // extents of x
         { be.zeros(shape) } -> std::same_as<typename B::tensor_type>;   // new zero tensor
         { be.fill_like(x, a) } -> std::same_as<typename B::tensor_type>;  // shaped like x, every entry a
+        { be.from_host(values, shape) } -> std::same_as<typename B::tensor_type>;  // host doubles, row-major
         { be.normal(shape, gen) } -> std::same_as<typename B::tensor_type>;  // iid N(0, 1), one draw of gen;
                                                                         // row b keyed by b (batch-size invariant)
         // --- element-wise, numpy broadcasting (y may be [event...] against x [B, event...]) ---
@@ -40,11 +47,16 @@ concept Backend = std::copyable<B> && requires { typename B::tensor_type; } &&
         { be.dot(x, y) } -> std::same_as<typename B::tensor_type>;          // [B]: sum over the event of x y
         { be.mean_square(x) } -> std::same_as<typename B::tensor_type>;     // [B]: mean over the event of x^2
         { be.mean_like(x) } -> std::same_as<typename B::tensor_type>;       // shaped like x, every entry mean(x)
-        // --- windows of a trajectory [B, L, S...] (MarkovComposedScore) --------------------
-        { be.unfold(x, n) } -> std::same_as<typename B::tensor_type>;       // -> [B (L-n+1), n, S...]
-        { be.unfold_adjoint(x, n) } -> std::same_as<typename B::tensor_type>;  // sum back, n = batch B
-        { be.pick_centres(x, n, n) } -> std::same_as<typename B::tensor_type>;  // (windows, K, B) -> [B, L, S...]
-        { be.pick_centres_adjoint(x, n) } -> std::same_as<typename B::tensor_type>;  // (v, K) -> windows
+        // --- gather and scatter over each sample's flat entries (observation operators, the
+        //     Markov composition): an index is built once, from positions, and reused ----------
+        { be.index(positions) } -> std::same_as<typename B::index_type>;
+        { be.gather(x, index, shape) } -> std::same_as<typename B::tensor_type>;  // [B, shape...]: x[b, pos[k]]
+        { be.scatter_add(x, index, shape) } -> std::same_as<typename B::tensor_type>;  // [B, shape...]: zeros,
+                                                                        // += x[b, k] at pos[k] (gather's adjoint)
+        { be.reshape(x, shape) } -> std::same_as<typename B::tensor_type>;  // same entries, same order
+        // --- dense algebra over each sample's flat entries: a is a matrix [M, N] ---------------
+        { be.matmul(x, y) } -> std::same_as<typename B::tensor_type>;          // [B, M]: x[b] a^T
+        { be.matmul_adjoint(x, y) } -> std::same_as<typename B::tensor_type>;  // [B, N]: v[b] a
         // --- checks at boundaries -----------------------------------------------
         { be.all_finite(x) } -> std::convertible_to<bool>;
         { be.min(x) } -> std::convertible_to<double>;                     // smallest entry (x non-empty)

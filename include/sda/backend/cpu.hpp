@@ -1,9 +1,9 @@
 // sda/backend/cpu.hpp: `CpuBackend<T>`, the backend of CPU models on xtensor arrays.
 //
-// Element-wise work is xtensor expressions; per-sample reductions and the window
-// copies of the Markov composition are plain loops over contiguous rows, split
-// over samples with oneTBB. Every reduction runs in a fixed order within a
-// sample, so results do not depend on the thread count.
+// Element-wise work is xtensor expressions; per-sample reductions, gathers and
+// scatters are plain loops over contiguous rows, split over samples with oneTBB;
+// the matrix products are Eigen GEMMs. Every reduction runs in a fixed order
+// within a sample, so results do not depend on the thread count.
 #pragma once
 
 #include <algorithm>
@@ -11,8 +11,11 @@
 #include <cstddef>
 #include <cstring>
 #include <numeric>
+#include <span>
 #include <type_traits>
+#include <vector>
 
+#include <Eigen/Core>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <xtensor/xbroadcast.hpp>
@@ -121,58 +124,114 @@ struct CpuBackend {
         return xt::broadcast(mean, x.shape());
     }
 
-    // --- windows of a trajectory ------------------------------------------------
-    /// [B, L, S...] -> [B (L-w+1), w, S...]: every stride-1 window of w states.
-    static tensor_type unfold(const tensor_type& x, std::size_t width) {
-        const Shape shape = shape_of(x);
-        detail::require(shape.size() >= 2 && width >= 1 && width <= shape[1], "sda::CpuBackend::unfold: cannot cut ",
-                        width, "-state windows from shape ", format_shape(shape));
-        const std::size_t batch = shape[0], length = shape[1], state = x.size() / (batch * length);
-        const std::size_t windows = length - width + 1;
-        Shape out_shape = shape;
-        out_shape[0] = batch * windows;
-        out_shape[1] = width;
-        tensor_type out = empty_tensor<T>(out_shape);
-        detail::parallel_rows(batch * windows, out.size(), [&](std::size_t begin, std::size_t end) {
-            for (std::size_t w = begin; w < end; ++w) {
-                const std::size_t b = w / windows, i = w % windows;
-                std::memcpy(out.data() + w * width * state, x.data() + (b * length + i) * state,
-                            width * state * sizeof(T));
+    // --- gather and scatter over per-sample positions -------------------------
+    /// Positions into one sample's flat entries, built once (an operator's binding, the Markov
+    /// composition) and used at every step. Consecutive positions are kept as runs, so a
+    /// gather of whole states is a few copies.
+    struct Index {
+        std::vector<std::size_t> positions;
+        struct Run {
+            std::size_t at, from, length;  // positions[at + i] = from + i, i < length
+        };
+        std::vector<Run> runs;
+        std::size_t bound = 0;  // 1 + the largest position (0 when empty)
+    };
+    using index_type = Index;
+
+    static Index index(std::vector<std::size_t> positions) {
+        Index out;
+        for (std::size_t k = 0; k < positions.size(); ++k) {
+            if (!out.runs.empty() && positions[k] == out.runs.back().from + out.runs.back().length &&
+                k == out.runs.back().at + out.runs.back().length)
+                ++out.runs.back().length;
+            else
+                out.runs.push_back({k, positions[k], 1});
+            out.bound = std::max(out.bound, positions[k] + 1);
+        }
+        out.positions = std::move(positions);
+        return out;
+    }
+
+    /// [B, shape...] with out[b, k] = x[b, positions[k]] over each sample's flat entries.
+    static tensor_type gather(const tensor_type& x, const Index& index, const Shape& shape) {
+        const std::size_t batch = x.dimension() ? x.shape()[0] : 0, cols = batch ? x.size() / batch : 0;
+        const std::size_t m = index.positions.size();
+        detail::require(x.dimension() >= 1 && index.bound <= cols && element_count(shape) == m,
+                        "sda::CpuBackend::gather: ", m, " positions below ", index.bound, " into samples of ", cols,
+                        " entries (shape ", format_shape(shape_of(x)), ") for an output of shape ", format_shape(shape));
+        tensor_type out = empty_tensor<T>(batch_shape(batch, shape));
+        detail::parallel_rows(batch, out.size(), [&](std::size_t begin, std::size_t end) {
+            for (std::size_t b = begin; b < end; ++b) {
+                const T* in = x.data() + b * cols;
+                T* o = out.data() + b * m;
+                for (const auto& run : index.runs) std::memcpy(o + run.at, in + run.from, run.length * sizeof(T));
             }
         });
         return out;
     }
-    /// Adjoint of `unfold`: [B W, w, S...] -> [B, W+w-1, S...], summing overlaps.
-    static tensor_type unfold_adjoint(const tensor_type& g, std::size_t batch) {
-        const Shape shape = shape_of(g);
-        detail::require(shape.size() >= 2 && batch >= 1 && shape[0] % batch == 0,
-                        "sda::CpuBackend::unfold_adjoint: shape ", format_shape(shape), " is not a batch of ",
-                        batch, " sets of windows");
-        const std::size_t windows = shape[0] / batch, width = shape[1];
-        const std::size_t state = g.size() / (shape[0] * width), length = windows + width - 1;
-        Shape out_shape = shape;
-        out_shape[0] = batch;
-        out_shape[1] = length;
-        tensor_type out = xt::zeros<T>(out_shape);
-        detail::parallel_rows(batch, g.size(), [&](std::size_t begin, std::size_t end) {
-            for (std::size_t b = begin; b < end; ++b)
-                for (std::size_t i = 0; i < windows; ++i) {
-                    const T* in = g.data() + (b * windows + i) * width * state;
-                    T* o = out.data() + (b * length + i) * state;
-                    for (std::size_t k = 0; k < width * state; ++k) o[k] += in[k];
-                }
+    /// [B, shape...], zero but out[b, positions[k]] += v[b, k] (in the order of k), the adjoint of `gather`.
+    static tensor_type scatter_add(const tensor_type& v, const Index& index, const Shape& shape) {
+        const std::size_t batch = v.dimension() ? v.shape()[0] : 0, m = index.positions.size();
+        const std::size_t cols = element_count(shape);
+        detail::require(v.dimension() >= 1 && (batch ? v.size() / batch : 0) == m && index.bound <= cols,
+                        "sda::CpuBackend::scatter_add: ", m, " positions below ", index.bound, " from samples of shape ",
+                        format_shape(shape_of(v)), " into an output of shape ", format_shape(shape));
+        tensor_type out = xt::zeros<T>(batch_shape(batch, shape));
+        detail::parallel_rows(batch, v.size(), [&](std::size_t begin, std::size_t end) {
+            for (std::size_t b = begin; b < end; ++b) {
+                const T* in = v.data() + b * m;
+                T* o = out.data() + b * cols;
+                for (const auto& run : index.runs)
+                    for (std::size_t i = 0; i < run.length; ++i) o[run.from + i] += in[run.at + i];
+            }
         });
         return out;
     }
-    /// The Markov blanket composition: from window outputs [B W, 2K+1, S...] keep
-    /// states 0..K-1 of the first window, the centre K of every window, and states
-    /// K+1..2K of the last window -> [B, W+2K, S...].
-    static tensor_type pick_centres(const tensor_type& e, std::size_t order, std::size_t batch) {
-        return centres(e, order, batch, /*adjoint=*/false);
+    /// The same entries, in the same order, with another shape.
+    /// (Taken by value: a temporary is reshaped in place, without a copy.)
+    static tensor_type reshape(tensor_type x, const Shape& shape) {
+        detail::require(element_count(shape) == x.size(), "sda::CpuBackend::reshape: ", format_shape(shape_of(x)),
+                        " cannot become ", format_shape(shape));
+        x.reshape(shape);
+        return x;
     }
-    /// Adjoint of `pick_centres`: [B, L, S...] -> [B W, 2K+1, S...], zero where not picked.
-    static tensor_type pick_centres_adjoint(const tensor_type& v, std::size_t order) {
-        return centres(v, order, 0, /*adjoint=*/true);
+
+    // --- dense algebra ------------------------------------------------------------
+    /// A tensor of `shape` holding `values` (host doubles, row-major).
+    static tensor_type from_host(std::span<const double> values, const Shape& shape) {
+        detail::require(values.size() == element_count(shape), "sda::CpuBackend::from_host: ", values.size(),
+                        " values for shape ", format_shape(shape));
+        tensor_type out = empty_tensor<T>(shape);
+        std::transform(values.begin(), values.end(), out.begin(), [](double v) { return static_cast<T>(v); });
+        return out;
+    }
+    /// [B, M]: each sample's flat entries times a^T, for a matrix a of shape [M, N].
+    static tensor_type matmul(const tensor_type& x, const tensor_type& a) {
+        const std::size_t batch = x.dimension() ? x.shape()[0] : 0;
+        detail::require(a.dimension() == 2 && x.dimension() >= 1 && batch * a.shape()[1] == x.size(),
+                        "sda::CpuBackend::matmul: samples of shape ", format_shape(shape_of(x)),
+                        " against a matrix of shape ", format_shape(shape_of(a)));
+        using Map = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+        const auto rows = static_cast<Eigen::Index>(a.shape()[0]), cols = static_cast<Eigen::Index>(a.shape()[1]);
+        tensor_type out = empty_tensor<T>({batch, a.shape()[0]});
+        Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+            out.data(), static_cast<Eigen::Index>(batch), rows)
+            .noalias() = Map(x.data(), static_cast<Eigen::Index>(batch), cols) * Map(a.data(), rows, cols).transpose();
+        return out;
+    }
+    /// [B, N]: each sample's entries times a, for v of shape [B, M] and a of shape [M, N] (`matmul`'s adjoint).
+    static tensor_type matmul_adjoint(const tensor_type& v, const tensor_type& a) {
+        const std::size_t batch = v.dimension() ? v.shape()[0] : 0;
+        detail::require(a.dimension() == 2 && v.dimension() == 2 && v.shape()[1] == a.shape()[0],
+                        "sda::CpuBackend::matmul_adjoint: cotangent of shape ", format_shape(shape_of(v)),
+                        " against a matrix of shape ", format_shape(shape_of(a)));
+        using Map = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+        const auto rows = static_cast<Eigen::Index>(a.shape()[0]), cols = static_cast<Eigen::Index>(a.shape()[1]);
+        tensor_type out = empty_tensor<T>({batch, a.shape()[1]});
+        Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+            out.data(), static_cast<Eigen::Index>(batch), cols)
+            .noalias() = Map(v.data(), static_cast<Eigen::Index>(batch), rows) * Map(a.data(), rows, cols);
+        return out;
     }
 
     static bool all_finite(const tensor_type& x) {
@@ -204,41 +263,6 @@ private:
         tensor_type out = empty_tensor<T>({rows});
         detail::parallel_rows(rows, x.size(), [&](std::size_t begin, std::size_t end) {
             for (std::size_t r = begin; r < end; ++r) out.data()[r] = row_sum(r, cols);
-        });
-        return out;
-    }
-    static tensor_type centres(const tensor_type& in, std::size_t order, std::size_t batch, bool adjoint) {
-        const Shape shape = shape_of(in);
-        const std::size_t width = 2 * order + 1;
-        std::size_t windows = 0;
-        if (adjoint) {
-            detail::require(shape.size() >= 2 && shape[1] >= width, "sda::CpuBackend::pick_centres_adjoint: shape ",
-                            format_shape(shape), " holds fewer than 2K+1 = ", width, " states");
-            batch = shape[0];
-            windows = shape[1] - 2 * order;
-        } else {
-            detail::require(shape.size() >= 2 && shape[1] == width && batch >= 1 && shape[0] % batch == 0,
-                            "sda::CpuBackend::pick_centres: shape ", format_shape(shape),
-                            " is not a batch of ", batch, " sets of ", width, "-state windows");
-            windows = shape[0] / batch;
-        }
-        const std::size_t length = windows + 2 * order;
-        const std::size_t state = in.size() / (adjoint ? batch * length : batch * windows * width);
-        Shape out_shape = shape;
-        out_shape[0] = adjoint ? batch * windows : batch;
-        out_shape[1] = adjoint ? width : length;
-        tensor_type out = adjoint ? tensor_type(xt::zeros<T>(out_shape)) : empty_tensor<T>(out_shape);
-        detail::parallel_rows(batch, in.size(), [&](std::size_t begin, std::size_t end) {
-            for (std::size_t b = begin; b < end; ++b)
-                for (std::size_t i = 0; i < length; ++i) {
-                    // state i of the trajectory comes from window w at position j
-                    const std::size_t w = i < order ? 0 : (i >= length - order ? windows - 1 : i - order);
-                    const std::size_t j = i - w;
-                    const std::size_t traj = (b * length + i) * state;
-                    const std::size_t win = ((b * windows + w) * width + j) * state;
-                    std::memcpy(out.data() + (adjoint ? win : traj), in.data() + (adjoint ? traj : win),
-                                state * sizeof(T));
-                }
         });
         return out;
     }

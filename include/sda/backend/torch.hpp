@@ -7,11 +7,13 @@
 // `MarkovComposedScore` run unchanged on a `TorchScoreModel`: every tensor they
 // create lives on the backend's device, per-sample quantities are [B] device
 // tensors and scalars are plain doubles, so a sampling run makes no host round
-// trip between steps. Input VJPs come from autograd.
+// trip between steps. Input VJPs come from autograd. Scatter-adds use torch's
+// index_add_, which on CUDA adds in no fixed order: the sums of overlapping
+// windows may then differ in the last bit from run to run.
 //
 //   auto module = torch::jit::load("window_model.pt");     // exported from PyTorch
 //   sda::TorchBackend be{.device = torch::kCUDA};
-//   sda::TorchScoreModel model(module, sda::VPSchedule{}, {5, 3}, be);
+//   sda::TorchScoreModel model(module, sda::VPCosine{}, {5, 3}, be);
 //   sda::MarkovComposedScore<decltype(model), 2> prior(model, 65);
 //   auto x = sda::sample(sda::PredictorCorrector{}, prior, 1024, gen);   // [1024, 65, 3] on the GPU
 #pragma once
@@ -22,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -48,14 +51,6 @@ inline Shape shape_of_torch(const torch::Tensor& x) {
     Shape shape;
     for (const auto extent : x.sizes()) shape.push_back(static_cast<std::size_t>(extent));
     return shape;
-}
-
-/// {first, second, x's sizes from axis `drop` on}.
-inline std::vector<std::int64_t> sizes_with(const torch::Tensor& x, std::int64_t first, std::int64_t second,
-                                            std::int64_t drop) {
-    std::vector<std::int64_t> sizes{first, second};
-    for (std::int64_t d = drop; d < x.dim(); ++d) sizes.push_back(x.size(d));
-    return sizes;
 }
 
 }  // namespace detail
@@ -151,54 +146,65 @@ struct TorchBackend {
 
     // --- windows of a trajectory ------------------------------------------------
     /// [B, L, S...] -> [B (L-w+1), w, S...]: every stride-1 window of w states, on the device.
-    torch::Tensor unfold(const torch::Tensor& x, std::size_t width) const {
-        detail::require(x.dim() >= 2 && width >= 1 && static_cast<std::int64_t>(width) <= x.size(1),
-                        "sda::TorchBackend::unfold: cannot cut ", width, "-state windows from shape ",
-                        format_shape(shape(x)));
-        const auto w = static_cast<std::int64_t>(width);
-        const std::int64_t windows = x.size(1) - w + 1;
-        // [B, W, S..., w] -> [B, W, w, S...] -> [B W, w, S...]
-        return x.unfold(1, w, 1).movedim(-1, 2).reshape(detail::sizes_with(x, x.size(0) * windows, w, 2));
-    }
-    /// Adjoint of `unfold`: [B W, w, S...] -> [B, W+w-1, S...], summing overlaps.
-    torch::Tensor unfold_adjoint(const torch::Tensor& g, std::size_t batch) const {
-        const auto b = static_cast<std::int64_t>(batch);
-        detail::require(g.dim() >= 2 && b >= 1 && g.size(0) % b == 0, "sda::TorchBackend::unfold_adjoint: shape ",
-                        format_shape(shape(g)), " is not a batch of ", batch, " sets of windows");
-        const std::int64_t windows = g.size(0) / b, width = g.size(1);
-        const torch::Tensor grouped = g.reshape(detail::sizes_with(g, b, windows, 1));  // [B, W, w, S...]
-        torch::Tensor out = torch::zeros(detail::sizes_with(g, b, windows + width - 1, 2), g.options());
-        for (std::int64_t j = 0; j < width; ++j) out.narrow(1, j, windows).add_(grouped.select(2, j));
+    /// Positions into one sample's flat entries, as an int64 tensor on the device.
+    struct Index {
+        torch::Tensor positions;
+        std::size_t count = 0, bound = 0;  // positions, 1 + the largest
+    };
+    using index_type = Index;
+    Index index(std::vector<std::size_t> positions) const {
+        Index out;
+        out.count = positions.size();
+        for (std::size_t p : positions) out.bound = std::max(out.bound, p + 1);
+        const std::vector<std::int64_t> values(positions.begin(), positions.end());
+        out.positions = torch::tensor(values, torch::kInt64).to(device);
         return out;
     }
-    /// The Markov blanket composition (see `CpuBackend::pick_centres`): [B W, 2K+1, S...] -> [B, W+2K, S...].
-    torch::Tensor pick_centres(const torch::Tensor& e, std::size_t order, std::size_t batch) const {
-        const auto k = static_cast<std::int64_t>(order), b = static_cast<std::int64_t>(batch);
-        detail::require(e.dim() >= 2 && e.size(1) == 2 * k + 1 && b >= 1 && e.size(0) % b == 0,
-                        "sda::TorchBackend::pick_centres: shape ", format_shape(shape(e)), " is not a batch of ",
-                        batch, " sets of ", 2 * order + 1, "-state windows");
-        const std::int64_t windows = e.size(0) / b;
-        const torch::Tensor grouped = e.reshape(detail::sizes_with(e, b, windows, 1));  // [B, W, 2K+1, S...]
-        return torch::cat({grouped.select(1, 0).narrow(1, 0, k), grouped.select(2, k),
-                           grouped.select(1, windows - 1).narrow(1, k + 1, k)},
-                          1);
+    torch::Tensor gather(const torch::Tensor& x, const Index& index, const Shape& shape) const {
+        detail::require(x.dim() >= 1 && element_count(shape) == index.count &&
+                            index.bound <= static_cast<std::size_t>(x.numel() / std::max<std::int64_t>(x.size(0), 1)),
+                        "sda::TorchBackend::gather: ", index.count, " positions below ", index.bound,
+                        " into samples of shape ", format_shape(this->shape(x)), " for an output of shape ",
+                        format_shape(shape));
+        return x.reshape({x.size(0), -1}).index_select(1, index.positions).reshape(sizes_of(x.size(0), shape));
     }
-    /// Adjoint of `pick_centres`: [B, L, S...] -> [B W, 2K+1, S...], zero where not picked.
-    torch::Tensor pick_centres_adjoint(const torch::Tensor& v, std::size_t order) const {
-        const auto k = static_cast<std::int64_t>(order);
-        detail::require(v.dim() >= 2 && v.size(1) >= 2 * k + 1, "sda::TorchBackend::pick_centres_adjoint: shape ",
-                        format_shape(shape(v)), " holds fewer than 2K+1 = ", 2 * order + 1, " states");
-        const std::int64_t b = v.size(0), length = v.size(1), windows = length - 2 * k;
-        std::vector<std::int64_t> sizes{b, windows, 2 * k + 1};
-        for (std::int64_t d = 2; d < v.dim(); ++d) sizes.push_back(v.size(d));
-        torch::Tensor out = torch::zeros(sizes, v.options());
-        out.select(1, 0).narrow(1, 0, k).copy_(v.narrow(1, 0, k));
-        out.select(2, k).copy_(v.narrow(1, k, windows));
-        out.select(1, windows - 1).narrow(1, k + 1, k).copy_(v.narrow(1, length - k, k));
-        return out.reshape(detail::sizes_with(v, b * windows, 2 * k + 1, 2));
+    torch::Tensor scatter_add(const torch::Tensor& v, const Index& index, const Shape& shape) const {
+        detail::require(v.dim() >= 1 && v.numel() == v.size(0) * static_cast<std::int64_t>(index.count) &&
+                            index.bound <= element_count(shape),
+                        "sda::TorchBackend::scatter_add: ", index.count, " positions below ", index.bound,
+                        " from samples of shape ", format_shape(this->shape(v)), " into an output of shape ",
+                        format_shape(shape));
+        const auto cols = static_cast<std::int64_t>(element_count(shape));
+        return torch::zeros({v.size(0), cols}, v.options())
+            .index_add_(1, index.positions, v.reshape({v.size(0), -1}))
+            .reshape(sizes_of(v.size(0), shape));
+    }
+    torch::Tensor reshape(const torch::Tensor& x, const Shape& shape) const {
+        detail::require(static_cast<std::size_t>(x.numel()) == element_count(shape), "sda::TorchBackend::reshape: ",
+                        format_shape(this->shape(x)), " cannot become ", format_shape(shape));
+        return x.reshape(detail::torch_sizes(shape));
     }
 
-    // --- checks at boundaries (these synchronise with the device) -------------------
+    torch::Tensor from_host(std::span<const double> values, const Shape& shape) const {
+        detail::require(values.size() == element_count(shape), "sda::TorchBackend::from_host: ", values.size(),
+                        " values for shape ", format_shape(shape));
+        return torch::tensor(std::vector<double>(values.begin(), values.end()), torch::kFloat64)
+            .reshape(detail::torch_sizes(shape))
+            .to(options());
+    }
+    torch::Tensor matmul(const torch::Tensor& x, const torch::Tensor& a) const {
+        detail::require(a.dim() == 2 && x.dim() >= 1 && x.numel() == x.size(0) * a.size(1),
+                        "sda::TorchBackend::matmul: samples of shape ", format_shape(shape(x)),
+                        " against a matrix of shape ", format_shape(shape(a)));
+        return torch::matmul(x.reshape({x.size(0), -1}), a.t());
+    }
+    torch::Tensor matmul_adjoint(const torch::Tensor& v, const torch::Tensor& a) const {
+        detail::require(a.dim() == 2 && v.dim() == 2 && v.size(1) == a.size(0),
+                        "sda::TorchBackend::matmul_adjoint: cotangent of shape ", format_shape(shape(v)),
+                        " against a matrix of shape ", format_shape(shape(a)));
+        return torch::matmul(v, a);
+    }
+
     bool all_finite(const torch::Tensor& x) const { return torch::isfinite(x).all().item<bool>(); }
     double min(const torch::Tensor& x) const {
         detail::require(x.numel() > 0, "sda::TorchBackend::min: empty tensor");
@@ -209,6 +215,11 @@ private:
     void same_shape(const torch::Tensor& x, const torch::Tensor& y, const char* op) const {
         detail::require(x.sizes() == y.sizes(), "sda::TorchBackend::", op, ": shapes ", format_shape(shape(x)),
                         " and ", format_shape(shape(y)), " differ");
+    }
+    static std::vector<std::int64_t> sizes_of(std::int64_t batch, const Shape& shape) {
+        std::vector<std::int64_t> sizes{batch};
+        sizes.insert(sizes.end(), shape.begin(), shape.end());
+        return sizes;
     }
     static torch::Tensor rows(const torch::Tensor& x) {
         detail::require(x.dim() >= 1, "sda::TorchBackend: a per-sample reduction needs a batch dimension");

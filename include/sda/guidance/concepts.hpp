@@ -12,7 +12,8 @@
 
 namespace sda {
 
-/// Requirements, for a prior model M and an observation O:
+/// Requirements, for a prior model M and an observation O bound to M's events
+/// (a `BoundObservation`: `obs.op()` with apply, vjp and jvp, `obs.y()`, `obs.variance()`):
 /// - `g.eps(model, obs, x, t)`: the guided noise prediction for a batch x of
 ///   shape [B, event...] at time t, shaped like x.
 /// Optional: `g.validate()`, throwing `sda::error` for invalid parameters; `sda::guide` calls it.

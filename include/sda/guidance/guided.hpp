@@ -2,7 +2,8 @@
 // observation and a guidance policy into a model of the posterior.
 //
 // The result is an `EpsModel`: any sampler draws posterior samples from it
-// exactly as it draws prior samples from the prior.
+// exactly as it draws prior samples from the prior. The observation's operator
+// is bound to the prior's events here, once; guidance sees the bound observation.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +11,7 @@
 
 #include "sda/core/error.hpp"
 #include "sda/guidance/concepts.hpp"
+#include "sda/observe/concepts.hpp"
 #include "sda/score/concepts.hpp"
 
 namespace sda {
@@ -22,9 +24,11 @@ public:
     using backend_type = backend_t<Prior>;
     using tensor_type = tensor_t<Prior>;
     using schedule_type = schedule_t<Prior>;
+    using bound_observation_type = decltype(std::declval<const Obs&>().bind(Shape{}));
 
     Guided(Prior prior, Obs obs, G guidance)
-        : prior_(std::move(prior)), obs_(std::move(obs)), guidance_(std::move(guidance)) {
+        : prior_(std::move(prior)), obs_(std::move(obs)), guidance_(std::move(guidance)),
+          bound_(obs_.bind(prior_.event_shape())) {
         if constexpr (requires { guidance_.validate(); }) guidance_.validate();
         observed_batch_ = obs_.check_event(prior_.event_shape());
     }
@@ -42,20 +46,23 @@ public:
             detail::require(batch == observed_batch_, "sda::Guided: the observation holds one y per sample for ",
                             observed_batch_, " samples, but the batch has ", batch);
         }
-        return guidance_.eps(prior_, obs_, x, t);
+        return guidance_.eps(prior_, bound_, x, t);
     }
 
 private:
     Prior prior_;
     Obs obs_;
     G guidance_;
+    bound_observation_type bound_;
     std::size_t observed_batch_ = 0;
 };
 
 /// `guide(prior, obs, guidance)`: the posterior model. Checks that y matches the
-/// operator's output for the prior's events and that the guidance's parameters are valid.
+/// operator's output for the prior's events and that the guidance's parameters are
+/// valid, and binds the operator to the prior's events once, for every step to come.
 template <EpsModel Prior, class Obs, class G>
-    requires Guidance<G, Prior, Obs>
+    requires Observation<Obs, backend_t<Prior>> &&
+             Guidance<G, Prior, decltype(std::declval<const Obs&>().bind(Shape{}))>
 Guided<Prior, Obs, G> guide(Prior prior, Obs obs, G guidance) {
     return {std::move(prior), std::move(obs), std::move(guidance)};
 }

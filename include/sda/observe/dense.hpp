@@ -11,6 +11,7 @@
 #include <Eigen/Core>
 #include <xtensor/xbuilder.hpp>
 
+#include "sda/backend/cpu.hpp"
 #include "sda/core/eigen.hpp"
 #include "sda/core/tensor.hpp"
 #include "sda/observe/concepts.hpp"
@@ -20,7 +21,7 @@ namespace sda::observe {
 /// The M x N matrix of `op` on events of shape `event` (M the observation size);
 /// meaningful only for a linear operator.
 template <class Op>
-    requires ObservationOperator<Op, Tensor<double>>
+    requires ObservationOperator<Op, CpuBackend<double>>
 Eigen::MatrixXd dense_matrix(const Op& op, const Shape& event) {
     const std::size_t n = element_count(event);
     Tensor<double> basis = xt::zeros<double>(batch_shape(n, event));

@@ -3,7 +3,8 @@
 // `Subsample` (every stride-th state).
 //
 // A selection is linear, so its JVP is itself and its VJP scatters v back into
-// zeros shaped like x (adding where an index repeats).
+// zeros shaped like x (adding where an index repeats): the backend's gather and
+// scatter_add over an index list that `bind` validates and builds once.
 #pragma once
 
 #include <cstddef>
@@ -12,9 +13,12 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "sda/backend/concepts.hpp"
+#include "sda/backend/cpu.hpp"
 #include "sda/core/error.hpp"
 #include "sda/core/tensor.hpp"
 #include "sda/observe/concepts.hpp"
+#include "sda/observe/cpu_calls.hpp"
 
 namespace sda::observe {
 
@@ -26,48 +30,47 @@ struct Selection {
     Shape shape;
 };
 
+/// A selection bound to an event shape on a backend: the index list built once.
+template <Backend B>
+class BoundGather {
+public:
+    using tensor_type = typename B::tensor_type;
+
+    BoundGather(B backend, Selection selection, Shape event)
+        : backend_(std::move(backend)), index_(backend_.index(std::move(selection.indices))),
+          shape_(std::move(selection.shape)), event_(std::move(event)) {}
+
+    tensor_type apply(const tensor_type& x) const { return backend_.gather(x, index_, shape_); }
+    tensor_type vjp(const tensor_type& x, const tensor_type& v) const {
+        const Shape vs = backend_.shape(v), expected = batch_shape(backend_.shape(x).at(0), shape_);
+        sda::detail::require(vs == expected, "sda::observe: cotangent of shape ", format_shape(vs),
+                             " does not match the observation ", format_shape(expected));
+        return backend_.scatter_add(v, index_, event_);
+    }
+    tensor_type jvp(const tensor_type&, const tensor_type& dx) const { return apply(dx); }
+
+private:
+    B backend_;
+    typename B::index_type index_;
+    Shape shape_, event_;
+};
+
 /// Selection operators differ only in `Derived::select(event)`, which returns
 /// the flat indices of the observed entries and the observation shape, and
-/// throws when the event does not fit.
+/// throws when the event does not fit. `bind` computes it once; `apply`, `vjp`
+/// and `jvp` on CPU tensors bind at every call (for use outside sampling loops).
 template <class Derived>
-class Gather {
+class Gather : public CpuCalls<Derived> {
 public:
     Shape output_shape(const Shape& event) const { return self().select(event).shape; }
 
-    template <class T>
-    Tensor<T> apply(const Tensor<T>& x) const {
-        const auto [indices, shape] = selection_for(x);
-        const std::size_t batch = x.shape()[0], n = x.size() / batch, m = indices.size();
-        Tensor<T> y = empty_tensor<T>(batch_shape(batch, shape));
-        for (std::size_t b = 0; b < batch; ++b)
-            for (std::size_t k = 0; k < m; ++k) y.data()[b * m + k] = x.data()[b * n + indices[k]];
-        return y;
-    }
-    template <class T>
-    Tensor<T> vjp(const Tensor<T>& x, const Tensor<T>& v) const {
-        const auto [indices, shape] = selection_for(x);
-        const std::size_t batch = x.shape()[0], n = x.size() / batch, m = indices.size();
-        sda::detail::require(shape_of(v) == batch_shape(batch, shape), "sda::observe: cotangent of shape ",
-                             format_shape(shape_of(v)), " does not match the observation ",
-                             format_shape(batch_shape(batch, shape)));
-        Tensor<T> g = xt::zeros<T>(shape_of(x));
-        for (std::size_t b = 0; b < batch; ++b)
-            for (std::size_t k = 0; k < m; ++k) g.data()[b * n + indices[k]] += v.data()[b * m + k];
-        return g;
-    }
-    template <class T>
-    Tensor<T> jvp(const Tensor<T>&, const Tensor<T>& dx) const {
-        return apply(dx);
+    template <Backend B>
+    BoundGather<B> bind(const Shape& event, const B& backend) const {
+        return {backend, self().select(event), event};
     }
 
 private:
     const Derived& self() const { return static_cast<const Derived&>(*this); }
-    template <class T>
-    Selection selection_for(const Tensor<T>& x) const {
-        sda::detail::require(x.dimension() >= 2 && x.shape()[0] >= 1, "sda::observe: input of shape ",
-                             format_shape(shape_of(x)), " is not a batch [B, event...]");
-        return self().select(event_shape_of(shape_of(x)));
-    }
 };
 
 }  // namespace detail
@@ -149,8 +152,8 @@ private:
     std::size_t stride_, offset_;
 };
 
-static_assert(ObservationOperator<Select, Tensor<double>>);
-static_assert(ObservationOperator<Mask, Tensor<float>>);
-static_assert(ObservationOperator<Subsample, Tensor<double>>);
+static_assert(ObservationOperator<Select, CpuBackend<double>>);
+static_assert(ObservationOperator<Mask, CpuBackend<float>>);
+static_assert(ObservationOperator<Subsample, CpuBackend<double>>);
 
 }  // namespace sda::observe

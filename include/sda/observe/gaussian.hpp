@@ -3,7 +3,8 @@
 //
 // y is either one observation shared by the whole batch, of shape [obs...], or
 // one per sample, [B, obs...]. The noise variance is a scalar or per entry
-// ([obs...]). Both are validated here, where they enter sda.
+// ([obs...]). Both are validated here, where they enter sda. `guide` binds the
+// operator to the prior's events once (`bind`), before sampling.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +17,9 @@
 #include "sda/observe/concepts.hpp"
 
 namespace sda {
+
+template <class BoundOp, Backend B>
+class BoundGaussianObservation;
 
 template <class Op, Backend B = CpuBackend<double>>
 class GaussianObservation {
@@ -31,8 +35,8 @@ public:
     /// Noise variance per entry, of shape [obs...] (or a rank-0 scalar).
     GaussianObservation(Op op, tensor_type y, tensor_type variance, B backend = {})
         : op_(std::move(op)), y_(std::move(y)), variance_(std::move(variance)), backend_(std::move(backend)) {
-        static_assert(ObservationOperator<Op, tensor_type>,
-                      "sda::GaussianObservation: Op must satisfy sda::ObservationOperator for this tensor type");
+        static_assert(ObservationOperator<Op, B>,
+                      "sda::GaussianObservation: Op must satisfy sda::ObservationOperator for this backend");
         const Shape ys = backend_.shape(y_), vs = backend_.shape(variance_);
         detail::require(!ys.empty(), "sda::GaussianObservation: y must have at least one axis");
         detail::require(backend_.all_finite(y_), "sda::GaussianObservation: y has a NaN or Inf entry");
@@ -63,8 +67,38 @@ public:
         return ys[0];
     }
 
+    /// The observation with its operator bound to events of shape `event` (`sda::bind`): what
+    /// guidance reads at every step. Checks y against the operator's output first.
+    auto bind(const Shape& event) const {
+        check_event(event);
+        return BoundGaussianObservation<bound_operator_t<Op, B>, B>(sda::bind(op_, event, backend_), y_, variance_,
+                                                                    backend_);
+    }
+
 private:
     Op op_;
+    tensor_type y_;
+    tensor_type variance_;
+    B backend_;
+};
+
+/// A `GaussianObservation` whose operator is bound to an event shape (made by its `bind`).
+template <class BoundOp, Backend B>
+class BoundGaussianObservation {
+public:
+    using backend_type = B;
+    using tensor_type = typename B::tensor_type;
+
+    BoundGaussianObservation(BoundOp op, tensor_type y, tensor_type variance, B backend)
+        : op_(std::move(op)), y_(std::move(y)), variance_(std::move(variance)), backend_(std::move(backend)) {}
+
+    const BoundOp& op() const { return op_; }
+    const tensor_type& y() const { return y_; }
+    const tensor_type& variance() const { return variance_; }
+    const B& backend() const { return backend_; }
+
+private:
+    BoundOp op_;
     tensor_type y_;
     tensor_type variance_;
     B backend_;

@@ -1,34 +1,40 @@
 // sda/observe/linear.hpp: `Identity` and `Linear` (a dense matrix A over the
-// flattened event), the linear operators of the linear-Gaussian tests.
+// flattened event), the linear operators of the linear-Gaussian tests. Both run
+// on any backend: `Linear` copies its matrix to the backend when bound.
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <utility>
+#include <vector>
 
 #include <Eigen/Core>
 
+#include "sda/backend/concepts.hpp"
+#include "sda/backend/cpu.hpp"
 #include "sda/core/eigen.hpp"
 #include "sda/core/error.hpp"
 #include "sda/core/tensor.hpp"
 #include "sda/observe/concepts.hpp"
+#include "sda/observe/cpu_calls.hpp"
 
 namespace sda::observe {
 
-/// A(x) = x.
+/// A(x) = x, on any backend's tensors.
 struct Identity {
     Shape output_shape(const Shape& event) const { return event; }
-    template <class T>
-    Tensor<T> apply(const Tensor<T>& x) const { return x; }
-    template <class T>
-    Tensor<T> vjp(const Tensor<T>&, const Tensor<T>& v) const { return v; }
-    template <class T>
-    Tensor<T> jvp(const Tensor<T>&, const Tensor<T>& dx) const { return dx; }
+    template <class X>
+    X apply(const X& x) const { return x; }
+    template <class X>
+    X vjp(const X&, const X& v) const { return v; }
+    template <class X>
+    X jvp(const X&, const X& dx) const { return dx; }
 };
 
 /// A(x) = A vec(x) for an M x N matrix A, N the event size: [B, event...] -> [B, M].
 /// One GEMM per call: Y = X A^T, and the VJP G = V A.
 template <class T = double>
-class Linear {
+class Linear : public detail::CpuCalls<Linear<T>> {
 public:
     using matrix_type = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
 
@@ -46,35 +52,45 @@ public:
                              element_count(event), " entries)");
         return {static_cast<std::size_t>(matrix_.rows())};
     }
-    Tensor<T> apply(const Tensor<T>& x) const {
-        const std::size_t batch = check(x);
-        Tensor<T> y = empty_tensor<T>({batch, static_cast<std::size_t>(matrix_.rows())});
-        rows_view(y).noalias() = rows_view(x) * matrix_.transpose();
-        return y;
+    /// Bound to events of shape `event` on `backend`: the matrix copied there once; A(x) and
+    /// the VJP are one matrix product each (`matmul`, `matmul_adjoint`).
+    template <Backend B>
+    auto bind(const Shape& event, const B& backend) const {
+        output_shape(event);
+        const std::vector<double> values = as_double();
+        return Bound<B>(backend, backend.from_host(values, {std::size_t(matrix_.rows()), std::size_t(matrix_.cols())}));
     }
-    Tensor<T> vjp(const Tensor<T>& x, const Tensor<T>& v) const {
-        const std::size_t batch = check(x);
-        sda::detail::require(shape_of(v) == Shape{batch, static_cast<std::size_t>(matrix_.rows())},
-                             "sda::observe::Linear: cotangent of shape ", format_shape(shape_of(v)),
-                             ", expected [", batch, ", ", matrix_.rows(), "]");
-        Tensor<T> g = empty_tensor<T>(shape_of(x));
-        rows_view(g).noalias() = rows_view(v) * matrix_;
-        return g;
-    }
-    Tensor<T> jvp(const Tensor<T>&, const Tensor<T>& dx) const { return apply(dx); }
 
 private:
-    std::size_t check(const Tensor<T>& x) const {
-        sda::detail::require(x.dimension() >= 2 && x.shape()[0] >= 1, "sda::observe::Linear: input of shape ",
-                             format_shape(shape_of(x)), " is not a batch [B, event...]");
-        output_shape(event_shape_of(shape_of(x)));
-        return x.shape()[0];
+    template <Backend B>
+    class Bound {
+    public:
+        using tensor_type = typename B::tensor_type;
+        Bound(B backend, tensor_type matrix) : backend_(std::move(backend)), matrix_(std::move(matrix)) {}
+        tensor_type apply(const tensor_type& x) const { return backend_.matmul(x, matrix_); }
+        tensor_type vjp(const tensor_type& x, const tensor_type& v) const {
+            return backend_.reshape(backend_.matmul_adjoint(v, matrix_), backend_.shape(x));
+        }
+        tensor_type jvp(const tensor_type&, const tensor_type& dx) const { return apply(dx); }
+
+    private:
+        B backend_;
+        tensor_type matrix_;
+    };
+
+    /// The matrix's entries, row-major, as doubles (what `from_host` takes).
+    std::vector<double> as_double() const {
+        std::vector<double> out(static_cast<std::size_t>(matrix_.size()));
+        Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(out.data(), matrix_.rows(),
+                                                                                          matrix_.cols()) =
+            matrix_.template cast<double>();
+        return out;
     }
 
     matrix_type matrix_;
 };
 
-static_assert(ObservationOperator<Identity, Tensor<double>>);
-static_assert(ObservationOperator<Linear<double>, Tensor<double>>);
+static_assert(ObservationOperator<Identity, CpuBackend<double>>);
+static_assert(ObservationOperator<Linear<double>, CpuBackend<double>>);
 
 }  // namespace sda::observe

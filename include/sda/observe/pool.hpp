@@ -7,17 +7,23 @@
 // (H / fy) x (W / fx) grid. Compose with `Subsample` for sparse times, with
 // `Mask` for sparse coarse cells, with `Saturation` for a nonlinear sensor.
 //
-// Linear, so its JVP is itself; its VJP (the adjoint) spreads v / (fy fx) over each block.
+// Linear, so its JVP is itself; its VJP (the adjoint) spreads v / (fy fx) over
+// each block. Both are one backend primitive over the cell of every entry, an
+// index list built once when the operator is bound to the event shape.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <string>
-#include <type_traits>
+#include <utility>
+#include <vector>
 
+#include "sda/backend/concepts.hpp"
+#include "sda/backend/cpu.hpp"
 #include "sda/core/error.hpp"
 #include "sda/core/tensor.hpp"
 #include "sda/observe/concepts.hpp"
+#include "sda/observe/cpu_calls.hpp"
 
 namespace sda::observe {
 
@@ -25,7 +31,7 @@ namespace sda::observe {
 /// [B, ..., H / fy, W / fx], in non-overlapping fy x fx blocks; the leading
 /// axes are kept. `AvgPool::last_axis(f)` pools the last axis alone,
 /// [B, ..., D] -> [B, ..., D / f]. H, W (or D) must be multiples of the factors.
-class AvgPool {
+class AvgPool : public detail::CpuCalls<AvgPool> {
 public:
     /// f x f blocks.
     explicit AvgPool(std::size_t factor) : AvgPool(factor, factor) {}
@@ -52,25 +58,12 @@ public:
         return out;
     }
 
-    template <class T>
-    Tensor<T> apply(const Tensor<T>& x) const {
-        const Planes p = planes_of(shape_of(x));
-        Tensor<T> y = empty_tensor<T>(p.output);
-        with_fx([&](auto fx) { pool<decltype(fx)::value>(x.data(), y.data(), p); });
-        return y;
-    }
-    template <class T>
-    Tensor<T> vjp(const Tensor<T>& x, const Tensor<T>& v) const {
-        const Planes p = planes_of(shape_of(x));
-        sda::detail::require(shape_of(v) == p.output, "sda::observe::AvgPool: cotangent of shape ",
-                             format_shape(shape_of(v)), " does not match the observation ", format_shape(p.output));
-        Tensor<T> g = empty_tensor<T>(shape_of(x));
-        with_fx([&](auto fx) { spread<decltype(fx)::value>(v.data(), g.data(), p); });
-        return g;
-    }
-    template <class T>
-    Tensor<T> jvp(const Tensor<T>&, const Tensor<T>& dx) const {
-        return apply(dx);
+    /// Bound to events of shape `event` on `backend`: the block of every entry, built once.
+    /// A(x) sums each block's entries into its cell (a scatter-add) and scales; the VJP
+    /// gives each entry its cell's cotangent (a gather) scaled.
+    template <Backend B>
+    auto bind(const Shape& event, const B& backend) const {
+        return Bound<B>(backend, *this, event);
     }
 
 private:
@@ -80,69 +73,43 @@ private:
                                        : std::to_string(fx));
     }
 
-    /// A batch seen as `count` planes of rows x cols (rows = 1 for `last_axis`).
-    struct Planes {
-        std::size_t count, rows, cols;
-        Shape output;  // [B, obs...]
+    template <Backend B>
+    class Bound {
+    public:
+        using tensor_type = typename B::tensor_type;
+
+        Bound(B backend, const AvgPool& pool, const Shape& event)
+            : backend_(std::move(backend)), output_(pool.output_shape(event)), event_(event),
+              scale_(1.0 / double(pool.fy_ * pool.fx_)) {
+            // entry (plane, r, c) of the event lies in cell (plane, r / fy, c / fx) of the output
+            const std::size_t rows = pool.axes_ == 2 ? event[event.size() - 2] : 1, cols = event.back();
+            const std::size_t planes = element_count(event) / (rows * cols), wo = cols / pool.fx_;
+            std::vector<std::size_t> cells;
+            cells.reserve(element_count(event));
+            for (std::size_t plane = 0; plane < planes; ++plane)
+                for (std::size_t r = 0; r < rows; ++r)
+                    for (std::size_t c = 0; c < cols; ++c)
+                        cells.push_back((plane * (rows / pool.fy_) + r / pool.fy_) * wo + c / pool.fx_);
+            cells_ = backend_.index(std::move(cells));
+        }
+
+        tensor_type apply(const tensor_type& x) const {
+            return backend_.scale(scale_, backend_.scatter_add(x, cells_, output_));
+        }
+        tensor_type vjp(const tensor_type& x, const tensor_type& v) const {
+            const Shape vs = backend_.shape(v), expected = batch_shape(backend_.shape(x).at(0), output_);
+            sda::detail::require(vs == expected, "sda::observe::AvgPool: cotangent of shape ", format_shape(vs),
+                                 " does not match the observation ", format_shape(expected));
+            return backend_.scale(scale_, backend_.gather(v, cells_, event_));
+        }
+        tensor_type jvp(const tensor_type&, const tensor_type& dx) const { return apply(dx); }
+
+    private:
+        B backend_;
+        Shape output_, event_;
+        double scale_;
+        typename B::index_type cells_;
     };
-    Planes planes_of(const Shape& batched) const {
-        sda::detail::require(batched.size() >= 2 && batched[0] >= 1, "sda::observe::AvgPool: input of shape ",
-                             format_shape(batched), " is not a batch [B, event...]");
-        const Shape event = event_shape_of(batched);
-        Planes p{0, axes_ == 2 ? event[event.size() - 2] : 1, 0, batch_shape(batched[0], output_shape(event))};
-        p.cols = event.back();
-        p.count = p.rows * p.cols == 0 ? 0 : element_count(batched) / (p.rows * p.cols);
-        return p;
-    }
-
-    /// Calls `f` with fx as a compile-time constant for the common factors (0
-    /// for any other), so that the inner loops over a block's row vectorise.
-    template <class F>
-    void with_fx(F&& f) const {
-        switch (fx_) {
-            case 2: return f(std::integral_constant<std::size_t, 2>{});
-            case 4: return f(std::integral_constant<std::size_t, 4>{});
-            case 8: return f(std::integral_constant<std::size_t, 8>{});
-            default: return f(std::integral_constant<std::size_t, 0>{});
-        }
-    }
-
-    /// y[plane, i, j] = (1 / (fy fx)) sum of the block (i, j) of x[plane].
-    template <std::size_t FX, class T>
-    void pool(const T* x, T* y, const Planes& p) const {
-        const std::size_t fx = FX ? FX : fx_, fy = fy_, ho = p.rows / fy, wo = p.cols / fx;
-        const T scale = T(1) / static_cast<T>(fy * fx);
-        for (std::size_t plane = 0; plane < p.count; ++plane, x += p.rows * p.cols) {
-            for (std::size_t i = 0; i < ho; ++i, y += wo) {
-                std::fill(y, y + wo, T(0));
-                for (std::size_t dy = 0; dy < fy; ++dy) {
-                    const T* row = x + (i * fy + dy) * p.cols;
-                    for (std::size_t j = 0; j < wo; ++j) {
-                        T sum = T(0);
-                        for (std::size_t dx = 0; dx < fx; ++dx) sum += row[j * fx + dx];
-                        y[j] += sum;
-                    }
-                }
-                for (std::size_t j = 0; j < wo; ++j) y[j] *= scale;
-            }
-        }
-    }
-
-    /// g[plane, block (i, j)] = v[plane, i, j] / (fy fx), the adjoint of `pool`.
-    template <std::size_t FX, class T>
-    void spread(const T* v, T* g, const Planes& p) const {
-        const std::size_t fx = FX ? FX : fx_, fy = fy_, ho = p.rows / fy, wo = p.cols / fx;
-        const T scale = T(1) / static_cast<T>(fy * fx);
-        for (std::size_t plane = 0; plane < p.count; ++plane, g += p.rows * p.cols) {
-            for (std::size_t i = 0; i < ho; ++i, v += wo) {
-                for (std::size_t dy = 0; dy < fy; ++dy) {
-                    T* row = g + (i * fy + dy) * p.cols;
-                    for (std::size_t j = 0; j < wo; ++j)
-                        for (std::size_t dx = 0; dx < fx; ++dx) row[j * fx + dx] = v[j] * scale;
-                }
-            }
-        }
-    }
 
     std::string describe() const {
         return axes_ == 2 ? std::to_string(fy_) + " x " + std::to_string(fx_) : std::to_string(fx_) + "-entry";
@@ -151,7 +118,7 @@ private:
     std::size_t fy_, fx_, axes_;
 };
 
-static_assert(ObservationOperator<AvgPool, Tensor<double>>);
-static_assert(ObservationOperator<AvgPool, Tensor<float>>);
+static_assert(ObservationOperator<AvgPool, CpuBackend<double>>);
+static_assert(ObservationOperator<AvgPool, CpuBackend<float>>);
 
 }  // namespace sda::observe

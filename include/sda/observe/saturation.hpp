@@ -1,18 +1,23 @@
 // sda/observe/saturation.hpp: `Saturation`, a nonlinear point-wise operator
-// A(x) = s tanh(x / s), a sensor that clips smoothly at +-s (DESIGN.md section 3).
+// A(x) = s tanh(x / s), a sensor that clips smoothly at +-s (the nonlinear scenario of docs/kolmogorov.md).
 //
 // Its Jacobian is diagonal, 1 - tanh(x / s)^2, so JVP and VJP are the same product.
+// Element-wise, so it needs no binding and runs on xtensor and torch tensors alike.
 #pragma once
 
 #include <cmath>
 
 #include <xtensor/xmath.hpp>
 
+#include "sda/backend/cpu.hpp"
 #include "sda/core/check.hpp"
 #include "sda/core/tensor.hpp"
 #include "sda/observe/concepts.hpp"
 
 namespace sda::observe {
+
+template <class X>
+inline constexpr bool is_xtensor = xt::is_xexpression<X>::value;
 
 class Saturation {
 public:
@@ -35,16 +40,39 @@ public:
         return derivative(x) * dx;
     }
 
+    /// The same on another library's tensors (torch::Tensor): `tanh` is found next to the type.
+    template <class X>
+        requires(!is_xtensor<X>)
+    X apply(const X& x) const {
+        return tanh(x / scale_) * scale_;
+    }
+    template <class X>
+        requires(!is_xtensor<X>)
+    X vjp(const X& x, const X& v) const {
+        return derivative(x) * v;
+    }
+    template <class X>
+        requires(!is_xtensor<X>)
+    X jvp(const X& x, const X& dx) const {
+        return derivative(x) * dx;
+    }
+
 private:
     template <class T>
     Tensor<T> derivative(const Tensor<T>& x) const {
         const T s = static_cast<T>(scale_);
         return T(1) - xt::square(xt::tanh(x / s));
     }
+    template <class X>
+        requires(!is_xtensor<X>)
+    X derivative(const X& x) const {
+        const X h = tanh(x / scale_);
+        return 1.0 - h * h;
+    }
 
     double scale_;
 };
 
-static_assert(ObservationOperator<Saturation, Tensor<double>>);
+static_assert(ObservationOperator<Saturation, CpuBackend<double>>);
 
 }  // namespace sda::observe

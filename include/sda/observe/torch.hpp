@@ -97,6 +97,6 @@ private:
     TorchBackend backend_;
 };
 
-static_assert(ObservationOperator<TorchOperator, torch::Tensor>);
+static_assert(ObservationOperator<TorchOperator, TorchBackend>);
 
 }  // namespace sda
