@@ -21,15 +21,15 @@
 // Writes DIR/<scenario>_{truth,samples,observation}.h5 (vorticity fields),
 // DIR/spectra.csv, DIR/rmse.csv, DIR/summary.csv; examples/plot_kolmogorov.py
 // draws DIR/kolmogorov_<scenario>.png, kolmogorov_spectra.png and kolmogorov_rmse.png.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <algorithm>
 #include <limits>
-#include <map>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -39,6 +39,8 @@
 #include "sda/io/atomic_file.hpp"
 #include "sda/io/hdf5.hpp"
 #include "sda/io/progress.hpp"
+#include "sda/metrics/likelihood.hpp"
+#include "sda/metrics/moments.hpp"
 #include "sda/nn/score_unet.hpp"
 #include "sda/observe/compose.hpp"
 #include "sda/observe/gather.hpp"
@@ -50,6 +52,7 @@
 #include "sda/score/markov.hpp"
 #include "sda/systems/kolmogorov.hpp"
 #include "sda/train/fit.hpp"
+#include "sda/train/progress.hpp"
 
 namespace fs = std::filesystem;
 using sda::Tensor;
@@ -141,14 +144,79 @@ std::vector<double> mean_spectrum(const Tensor<float>& x, double scale) {
     return mean;
 }
 
-/// Root mean square over the entries of state i of each sample: [N][L].
-double state_rmse(const Tensor<float>& a, std::size_t sample, const Tensor<float>& truth, std::size_t state) {
-    const std::size_t frame = a.size() / (a.shape()[0] * a.shape()[1]), l = a.shape()[1];
-    const float* p = a.data() + (sample * l + state) * frame;
-    const float* q = truth.data() + state * frame;
-    double sum = 0;
-    for (std::size_t i = 0; i < frame; ++i) sum += double(p[i] - q[i]) * double(p[i] - q[i]);
-    return std::sqrt(sum / double(frame));
+/// One observation scenario: its operator, what it is compared with, and how it is drawn.
+struct Scenario {
+    std::string name, baseline_name;
+    Tensor<float> y, display, baseline;  // y [obs...]; display [1, L, m, m] vorticity-like; baseline [1, L, 2, m, m]
+};
+
+/// The sparse stations: 1/16 of the grid points (fixed random), both components, every other state.
+xt::xarray<bool> station_mask(const Options& o, std::size_t length, std::size_t m) {
+    xt::xarray<bool> mask = xt::zeros<bool>({length, std::size_t(2), m, m});
+    std::vector<double> u(m * m);
+    sda::Generator station_gen(o.seed + 31);
+    sda::fill_uniform(u.data(), 1, m * m, station_gen);
+    std::vector<std::size_t> order(m * m);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return u[a] < u[b]; });
+    for (std::size_t s = 0; s < length; s += 2)
+        for (std::size_t p = 0; p < m * m / 16; ++p)
+            for (std::size_t ch = 0; ch < 2; ++ch) mask(s, ch, order[p] / m, order[p] % m) = true;
+    return mask;
+}
+
+/// y = A(truth) + noise, as one shared observation [obs...].
+template <class Op>
+Tensor<float> noisy_observation(const Op& op, const Tensor<float>& truth, double noise, sda::Generator& gen) {
+    const Tensor<float> clean = op.apply(truth);
+    Tensor<float> y = clean + float(noise) * sda::CpuBackend<float>::normal(sda::shape_of(clean), gen);
+    y.reshape(sda::event_shape_of(sda::shape_of(clean)));
+    return y;
+}
+
+/// Coarse scenarios (4x4 pooled fields, optionally through the saturating sensor): the display is the
+/// observed velocity's vorticity, the baseline the observation upsampled to the grid.
+Scenario coarse_scenario(const std::string& name, Tensor<float> y, const Options& o, std::size_t length, std::size_t m,
+                         double scale) {
+    Tensor<float> coarse = y;  // [L, 2, m/4, m/4]
+    if (name == "saturated")   // invert the sensor (clipped to its range)
+        for (float& v : coarse) v = float(o.saturation * std::atanh(std::clamp(double(v) / o.saturation, -0.999, 0.999)));
+    Tensor<float> baseline = sda::empty_tensor<float>({1, length, 2, m, m});
+    const std::size_t c = m / 4;
+    for (std::size_t f = 0; f < length * 2; ++f)
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t j = 0; j < m; ++j) baseline.data()[f * m * m + i * m + j] = coarse.data()[f * c * c + (i / 4) * c + j / 4];
+    coarse.reshape({1, length, 2, c, c});
+    return {name, "upsampled observation", std::move(y), vorticity(coarse, scale), std::move(baseline)};
+}
+
+/// The sparse scenario: the display is the observed u component at the stations (NaN elsewhere),
+/// the baseline the climatological mean 0.
+Scenario sparse_scenario(Tensor<float> y, const xt::xarray<bool>& mask, std::size_t length, std::size_t m, double scale) {
+    Tensor<float> display = xt::full_like(Tensor<float>(xt::zeros<float>({std::size_t(1), length, m, m})),
+                                          std::numeric_limits<float>::quiet_NaN());
+    std::size_t at = 0;
+    for (std::size_t s = 0; s < length; ++s)
+        for (std::size_t ch = 0; ch < 2; ++ch)
+            for (std::size_t i = 0; i < m; ++i)
+                for (std::size_t j = 0; j < m; ++j)
+                    if (mask(s, ch, i, j)) {
+                        if (ch == 0) display(0, s, i, j) = float(scale) * y.data()[at];
+                        ++at;
+                    }
+    Tensor<float> baseline = xt::zeros<float>({std::size_t(1), length, std::size_t(2), m, m});
+    return {"sparse", "climatology (zero)", std::move(y), std::move(display), std::move(baseline)};
+}
+
+/// What the summary reports of one scenario (RMSEs in units of the velocity scale, averaged over states).
+struct Row {
+    std::string name, baseline_name;
+    std::size_t observed;
+    double seconds, rmse_mean, rmse_samples, spread, rmse_baseline, chi2;
+};
+
+double average(const std::vector<double>& values) {
+    return std::accumulate(values.begin(), values.end(), 0.0) / double(values.size());
 }
 
 }  // namespace
@@ -219,10 +287,9 @@ int main(int argc, char** argv) {
             fit.optimizer = {.lr = o.lr, .weight_decay = 1e-3};
             fit.schedule = sda::train::LrSchedule::linear;
             fit.checkpoint = o.out / "window_K2.safetensors";
-            fit.progress = !o.quiet;
-            fit.label = "U-Net K=2";
             sda::Generator train_gen(o.seed + 20);
-            const auto result = sda::train::fit(net, train_set, valid_set, fit, train_gen);
+            const auto result =
+                sda::train::fit(net, train_set, valid_set, fit, train_gen, sda::train::TrainingProgress("U-Net K=2", !o.quiet));
             double seconds = 0;
             for (const auto& e : result.history) seconds += e.seconds;
             std::printf("prior: %s, %zu parameters, %.0f MFLOP per window, loss %.4f (train) %.4f (valid) after %zu epochs, "
@@ -234,13 +301,11 @@ int main(int argc, char** argv) {
         stage_seconds.emplace_back("training", seconds_since(t0));
 
         // --- 3. and 4. observe a held-out trajectory, assimilate ---------------------------------------------
-        t0 = std::chrono::steady_clock::now();
-        const std::size_t L = o.length, frame = 2 * m * m;
+        const std::size_t L = o.length;
         Tensor<float> truth = sda::empty_tensor<float>({1, L, 2, m, m});
-        std::copy_n(test.data(), L * frame, truth.data());  // the first held-out trajectory
+        std::copy_n(test.data(), truth.size(), truth.data());  // the first held-out trajectory
         const sda::MarkovComposedScore<Net, K> prior(net, L);
         const sda::PredictorCorrector sampler{.steps = o.steps, .corrector = {.corrections = o.corrections, .tau = o.tau}};
-        const Tensor<float> truth_vorticity = vorticity(truth, scale);
         const std::vector<double> truth_spectrum = mean_spectrum(truth, scale);
 
         sda::AtomicFile spectra(o.out / "spectra.csv"), rmse(o.out / "rmse.csv"), summary(o.out / "summary.csv");
@@ -248,123 +313,48 @@ int main(int argc, char** argv) {
         for (std::size_t k = 0; k < truth_spectrum.size(); ++k) spectra.stream() << ",truth," << k << ',' << truth_spectrum[k] << '\n';
         rmse.stream() << "scenario,state,posterior_mean,sample_mean,spread,baseline\n";
         summary.stream() << "scenario,observed,seconds,rmse_mean,rmse_samples,spread,rmse_baseline,baseline,chi2\n";
-        struct Row {
-            std::string name, baseline_name;
-            std::size_t observed;
-            double seconds, rmse_mean, rmse_samples, spread, rmse_baseline, chi2;
-        };
         std::vector<Row> rows;
-        sda::io::write_trajectories(o.out / "truth.h5", truth_vorticity);
+        sda::io::write_trajectories(o.out / "truth.h5", vorticity(truth, scale));
 
         sda::Generator obs_gen(o.seed + 30);
-        std::size_t index = 0;
         for (const std::string& name : o.scenarios) {
-            ++index;
-            // observation display (vorticity-like field for the figure, NaN where unobserved) and a baseline
-            Tensor<float> display, baseline;
-            std::string baseline_name;
-            auto assimilate = [&](const auto& op, Tensor<float>& x_out) {
-                const Tensor<float> clean = op.apply(truth);
-                const Tensor<float> noise = sda::CpuBackend<float>::normal(sda::shape_of(clean), obs_gen);
-                const Tensor<float> y = Tensor<float>(clean + float(o.noise) * noise);
-                Tensor<float> y_event = y;
-                y_event.reshape(sda::Shape(y.shape().begin() + 1, y.shape().end()));
-                const sda::GaussianObservation obs(op, y_event, o.noise * o.noise);
+            t0 = std::chrono::steady_clock::now();
+            const std::size_t index = rows.size() + 1;
+            // the scenario's observation, drawn, then assimilated
+            auto assimilate = [&](const auto& op, Scenario scenario) {
+                const sda::GaussianObservation obs(op, scenario.y, o.noise * o.noise);
                 sda::Generator gen(o.seed + 1000 + index);
                 char label[64];
                 std::snprintf(label, sizeof label, "[%zu/%zu] %s", index, o.scenarios.size(), name.c_str());
                 sda::Progress progress(label, !o.quiet);
-                x_out = sda::sample(sampler, sda::guide(prior, obs, sda::SDA{.gamma = o.gamma}), o.samples, gen, progress);
-                // chi2 per observed entry of the posterior samples: about 1 + (posterior variance) / noise^2
-                const Tensor<float> fitted = op.apply(x_out);
-                double chi2 = 0;
-                for (std::size_t b = 0; b < o.samples; ++b)
-                    for (std::size_t i = 0; i < y.size(); ++i) {
-                        const double r = (double(fitted.data()[b * y.size() + i]) - double(y.data()[i])) / o.noise;
-                        chi2 += r * r;
-                    }
-                return std::pair{y, chi2 / double(o.samples * y.size())};
+                const Tensor<float> x = sda::sample(sampler, sda::guide(prior, obs, sda::SDA{.gamma = o.gamma}), o.samples, gen, progress);
+                return std::tuple{std::move(scenario), x, sda::metrics::chi_square(obs, x)};
             };
-            Tensor<float> x;
-            double chi2 = 0;
-            std::size_t observed = 0;
-            if (name == "coarse" || name == "saturated") {
-                const sda::observe::AvgPool pool(4);
-                Tensor<float> y;
-                if (name == "coarse") std::tie(y, chi2) = assimilate(pool, x);
-                else std::tie(y, chi2) = assimilate(sda::observe::compose(sda::observe::Saturation(o.saturation), pool), x);
-                observed = y.size();
-                // display: vorticity of the observed coarse velocity on its 8x8... grid; baseline: nearest upsampling
-                Tensor<float> coarse = y;
-                if (name == "saturated") {  // invert the sensor for the display and the baseline (clipped to its range)
-                    for (float& v : coarse) v = float(o.saturation * std::atanh(std::clamp(double(v) / o.saturation, -0.999, 0.999)));
-                }
-                display = vorticity(coarse, scale);
-                baseline = sda::empty_tensor<float>({1, L, 2, m, m});
-                const std::size_t c = m / 4;
-                for (std::size_t f = 0; f < L * 2; ++f)
-                    for (std::size_t i = 0; i < m; ++i)
-                        for (std::size_t j = 0; j < m; ++j)
-                            baseline.data()[f * m * m + i * m + j] = coarse.data()[f * c * c + (i / 4) * c + j / 4];
-                baseline_name = "upsampled observation";
-            } else {  // sparse: 1/16 of the grid points (fixed random stations), both components, every other state
-                xt::xarray<bool> mask = xt::zeros<bool>({L, std::size_t(2), m, m});
-                std::vector<double> u(m * m);
-                sda::Generator station_gen(o.seed + 31);
-                sda::fill_uniform(u.data(), 1, m * m, station_gen);
-                std::vector<std::size_t> order(m * m);
-                std::iota(order.begin(), order.end(), 0);
-                std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return u[a] < u[b]; });
-                for (std::size_t s = 0; s < L; s += 2)
-                    for (std::size_t p = 0; p < m * m / 16; ++p)
-                        for (std::size_t ch = 0; ch < 2; ++ch) mask(s, ch, order[p] / m, order[p] % m) = true;
-                Tensor<float> y;
-                std::tie(y, chi2) = assimilate(sda::observe::Mask(mask), x);
-                observed = y.size();
-                // display: the observed u component at the stations, NaN elsewhere; baseline: the climatological mean 0
-                display = xt::full_like(truth_vorticity, std::numeric_limits<float>::quiet_NaN());
-                std::size_t at = 0;
-                for (std::size_t s = 0; s < L; ++s)
-                    for (std::size_t ch = 0; ch < 2; ++ch)
-                        for (std::size_t i = 0; i < m; ++i)
-                            for (std::size_t j = 0; j < m; ++j)
-                                if (mask(s, ch, i, j)) {
-                                    if (ch == 0) display(0, s, i, j) = float(scale) * y.data()[at];
-                                    ++at;
-                                }
-                baseline = xt::zeros<float>({std::size_t(1), L, std::size_t(2), m, m});
-                baseline_name = "climatology (zero)";
-            }
+            const sda::observe::AvgPool pool(4);
+            const auto saturated = sda::observe::compose(sda::observe::Saturation(o.saturation), pool);
+            const xt::xarray<bool> mask = station_mask(o, L, m);
+            const auto [scenario, x, chi2] =
+                name == "coarse"      ? assimilate(pool, coarse_scenario(name, noisy_observation(pool, truth, o.noise, obs_gen), o, L, m, scale))
+                : name == "saturated" ? assimilate(saturated, coarse_scenario(name, noisy_observation(saturated, truth, o.noise, obs_gen), o, L, m, scale))
+                                      : assimilate(sda::observe::Mask(mask), sparse_scenario(noisy_observation(sda::observe::Mask(mask), truth, o.noise, obs_gen), mask, L, m, scale));
             const double seconds = seconds_since(t0);
-            t0 = std::chrono::steady_clock::now();
 
-            // metrics in units of the velocity scale
-            Tensor<float> mean = xt::zeros<float>({std::size_t(1), L, std::size_t(2), m, m});
-            for (std::size_t b = 0; b < o.samples; ++b)
-                for (std::size_t i = 0; i < L * frame; ++i) mean.data()[i] += x.data()[b * L * frame + i] / float(o.samples);
-            Row row{name, baseline_name, observed, seconds, 0, 0, 0, 0, chi2};
-            for (std::size_t s = 0; s < L; ++s) {
-                double samples_rmse = 0, spread = 0;
-                for (std::size_t b = 0; b < o.samples; ++b) {
-                    samples_rmse += state_rmse(x, b, truth, s) / double(o.samples);
-                    const float* xb = x.data() + (b * L + s) * frame;
-                    const float* mb = mean.data() + s * frame;
-                    double sum = 0;
-                    for (std::size_t i = 0; i < frame; ++i) sum += double(xb[i] - mb[i]) * double(xb[i] - mb[i]);
-                    spread += sum / double(frame) / double(std::max<std::size_t>(1, o.samples - 1));
-                }
-                const double mean_rmse = state_rmse(mean, 0, truth, s), base = state_rmse(baseline, 0, truth, s);
-                rmse.stream() << name << ',' << s << ',' << mean_rmse << ',' << samples_rmse << ',' << std::sqrt(spread) << ','
-                              << base << '\n';
-                row.rmse_mean += mean_rmse / double(L), row.rmse_samples += samples_rmse / double(L);
-                row.spread += std::sqrt(spread) / double(L), row.rmse_baseline += base / double(L);
-            }
+            // scores per state, in units of the velocity scale
+            const std::vector<double> mean_rmse = sda::metrics::rmse_per_state(x, truth),
+                                      sample_rmse = sda::metrics::member_rmse_per_state(x, truth),
+                                      spread = sda::metrics::spread_per_state(x),
+                                      baseline_rmse = sda::metrics::rmse_per_state(scenario.baseline, truth);
+            for (std::size_t s = 0; s < L; ++s)
+                rmse.stream() << name << ',' << s << ',' << mean_rmse[s] << ',' << sample_rmse[s] << ',' << spread[s] << ','
+                              << baseline_rmse[s] << '\n';
+            const Row row{name, scenario.baseline_name, scenario.y.size(), seconds, average(mean_rmse), average(sample_rmse),
+                          average(spread), average(baseline_rmse), chi2};
             const std::vector<double> spectrum = mean_spectrum(x, scale);
             for (std::size_t k = 0; k < spectrum.size(); ++k) spectra.stream() << name << ",posterior," << k << ',' << spectrum[k] << '\n';
-            summary.stream() << name << ',' << observed << ',' << seconds << ',' << row.rmse_mean << ',' << row.rmse_samples
-                             << ',' << row.spread << ',' << row.rmse_baseline << ',' << baseline_name << ',' << chi2 << '\n';
+            summary.stream() << name << ',' << row.observed << ',' << seconds << ',' << row.rmse_mean << ',' << row.rmse_samples
+                             << ',' << row.spread << ',' << row.rmse_baseline << ',' << row.baseline_name << ',' << chi2 << '\n';
             sda::io::write_trajectories(o.out / (name + "_samples.h5"), vorticity(x, scale));
-            sda::io::write_trajectories(o.out / (name + "_observation.h5"), display);
+            sda::io::write_trajectories(o.out / (name + "_observation.h5"), scenario.display);
             rows.push_back(row);
         }
         spectra.commit(), rmse.commit(), summary.commit();

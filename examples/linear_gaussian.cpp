@@ -33,6 +33,7 @@
 #include "sda/guidance/sda.hpp"
 #include "sda/io/atomic_file.hpp"
 #include "sda/io/progress.hpp"
+#include "sda/metrics/moments.hpp"
 #include "sda/observe/dense.hpp"
 #include "sda/observe/gather.hpp"
 #include "sda/observe/gaussian.hpp"
@@ -62,11 +63,10 @@ struct Moments {
 };
 
 Moments moments_of(const sda::Tensor<double>& x) {
-    const auto X = sda::rows_view(x);
-    const Eigen::RowVectorXd mean = X.colwise().mean();
-    const Eigen::MatrixXd centred = X.rowwise() - mean;
-    const Eigen::VectorXd var = centred.colwise().squaredNorm() / static_cast<double>(X.rows() - 1);
-    return {mean.transpose(), var.cwiseSqrt()};
+    const auto as_vector = [](const sda::Tensor<double>& t) {
+        return Eigen::VectorXd(Eigen::Map<const Eigen::VectorXd>(t.data(), static_cast<Eigen::Index>(t.size())));
+    };
+    return {as_vector(sda::metrics::ensemble_mean(x)), as_vector(sda::metrics::ensemble_std(x))};
 }
 
 struct Row {

@@ -92,18 +92,6 @@ struct Metrics {
     double w1, w1_relative, mmd, rmse, crps, spread_skill, log_prior, log_likelihood;
 };
 
-/// Calls f.template operator()<K>() for the run-time K (1 to 4).
-template <class F>
-void with_order(std::size_t k, F&& f) {
-    switch (k) {
-        case 1: return f.template operator()<1>();
-        case 2: return f.template operator()<2>();
-        case 3: return f.template operator()<3>();
-        case 4: return f.template operator()<4>();
-        default: throw sda::error("lorenz63: K must be 1, 2, 3 or 4, got " + std::to_string(k));
-    }
-}
-
 Tensor<double> to_double(const Tensor<float>& x) { return xt::cast<double>(x); }
 
 /// The first `count` samples of x.
@@ -271,7 +259,7 @@ int main(int argc, char** argv) {
             const sda::observe::Select A(s.states, {0});
             const sda::GaussianObservation obs(A, s.y, s.std * s.std);
             for (const std::size_t k : o.orders) {
-                with_order(k, [&]<std::size_t K>() {
+                sda::dispatch_order<4>(k, [&](auto K) {
                     const sda::MarkovComposedScore<Net, K> prior(nets.at(k), length);
                     for (const std::size_t c : o.corrections)
                         for (const auto& method : o.methods) {

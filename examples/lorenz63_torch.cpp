@@ -25,27 +25,29 @@
 #include <tbb/global_control.h>
 
 #include <CLI/CLI.hpp>
+#include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
 #include "sda/backend/torch.hpp"
 #include "sda/nn/torch.hpp"
-#include "sda/observe/torch.hpp"
 
 #include "lorenz63_common.hpp"
 
 #include "sda/guidance/guided.hpp"
+#include "sda/metrics/ensemble.hpp"
+#include "sda/metrics/moments.hpp"
 #include "sda/guidance/sda.hpp"
 #include "sda/io/progress.hpp"
 #include "sda/observe/gather.hpp"
 #include "sda/observe/gaussian.hpp"
 #include "sda/sample/sample.hpp"
 #include "sda/score/markov.hpp"
+#include "sda/train/progress.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using sda::Tensor;
-using torch::indexing::Slice;
 
 constexpr std::size_t length = 65, order = 2;
 
@@ -63,24 +65,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-/// Mean and standard deviation over samples of x [N, L, 3], and the RMSE of the mean against truth [L, 3].
+/// Mean and unbiased standard deviation over samples of x [N, L, 3], and the RMSE of the mean against truth [L, 3].
 struct Summary {
-    std::vector<double> mean, spread;  // L * 3
+    Tensor<float> mean, spread;
     double rmse = 0;
 };
 Summary summarise(const Tensor<float>& x, const Tensor<float>& truth) {
-    const std::size_t n = x.shape()[0], m = truth.size();
-    Summary s{std::vector<double>(m, 0.0), std::vector<double>(m, 0.0), 0};
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t j = 0; j < m; ++j) s.mean[j] += x.data()[i * m + j] / double(n);
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t j = 0; j < m; ++j) s.spread[j] += std::pow(x.data()[i * m + j] - s.mean[j], 2) / double(n - 1);
-    for (std::size_t j = 0; j < m; ++j) {
-        s.spread[j] = std::sqrt(s.spread[j]);
-        s.rmse += std::pow(s.mean[j] - truth.data()[j], 2) / double(m);
-    }
-    s.rmse = std::sqrt(s.rmse);
-    return s;
+    return {sda::metrics::ensemble_mean(x), sda::metrics::ensemble_std(x), sda::metrics::rmse(x, truth)};
 }
 
 }  // namespace
@@ -124,17 +115,16 @@ int main(int argc, char** argv) {
         if (o.train == "torch" && !fs::exists(checkpoint)) {
             // the CPU network's initial weights, trained on the torch device into the demo's checkpoint
             const fs::path initial = o.out / "window_K2.initial.safetensors";
-            sda::train::save_checkpoint(initial, cpu_net);
-            const auto net = sda::torch_nn::load(initial);
+            sda::train::save_weights(initial, cpu_net);
+            const auto net = sda::torch_nn::load(initial, sda::VPCosine{});
             const sda::train::WindowDataset<float> train_set(data.train, 2 * order + 1), valid_set(data.valid, 2 * order + 1);
             sda::train::FitOptions fit;
             fit.epochs = o.epochs, fit.epoch_size = o.epoch_size, fit.batch_size = 64;
             fit.optimizer = {.lr = 1e-3, .weight_decay = 1e-3};
             fit.checkpoint = checkpoint;
-            fit.progress = !o.quiet;
-            fit.label = "window K=2 on " + device.str();
             sda::Generator train_gen(o.seed + 20 + order);  // the CPU trainer's seed (lorenz63_common.hpp)
-            const auto result = sda::torch_nn::fit(*net, sda::VPCosine{}, train_set, valid_set, fit, train_gen, be);
+            const auto result = sda::torch_nn::fit(*net, sda::VPCosine{}, train_set, valid_set, fit, train_gen, be,
+                                                   sda::train::TrainingProgress("window K=2 on " + device.str(), !o.quiet));
             std::printf("prior K=2 trained on %s: loss %.4f (train) %.4f (valid) after %zu epochs\n", device.str().c_str(),
                         result.history.back().train_loss, result.history.back().valid_loss, result.history.size());
             fs::remove(initial);
@@ -158,11 +148,10 @@ int main(int argc, char** argv) {
         const sda::SDA guidance{.gamma = o.gamma};
 
         // --- 3a. the adapter on the device ----------------------------------------------------------------
-        const sda::TorchScoreModel window(sda::torch_nn::load(checkpoint), sda::VPCosine{}, {2 * order + 1, 3}, be);
+        const sda::TorchScoreModel window(sda::torch_nn::load(checkpoint, sda::VPCosine{}), sda::VPCosine{},
+                                          {2 * order + 1, 3}, be);
         const sda::MarkovComposedScore<decltype(window), order> prior(window, length);
-        const sda::TorchOperator every_8th(
-            [](const torch::Tensor& x) { return x.index({Slice(), Slice(0, length, 8), Slice(0, 1)}); }, be);
-        const sda::GaussianObservation obs(every_8th, sda::to_torch(y, be), std_y * std_y, be);
+        const sda::GaussianObservation obs(select, sda::to_torch(y, be), std_y * std_y, be);  // bound to the device by guide
         sda::Generator gen(o.seed + 40);
         auto t0 = std::chrono::steady_clock::now();
         torch::Tensor on_device;
@@ -191,12 +180,8 @@ int main(int argc, char** argv) {
             const double cpu_seconds = seconds_since(t0);
             const Summary cpu = summarise(on_cpu, truth_states);
             // two independent posterior means differ by ~ spread sqrt(2 / N) per entry
-            double z = 0;
-            for (std::size_t j = 0; j < cpu.mean.size(); ++j) {
-                const double error = std::sqrt((std::pow(adapter.spread[j], 2) + std::pow(cpu.spread[j], 2)) / double(o.samples));
-                z += std::pow((adapter.mean[j] - cpu.mean[j]) / std::max(error, 1e-12), 2) / double(cpu.mean.size());
-            }
-            z = std::sqrt(z);
+            const Tensor<float> error = xt::sqrt((xt::square(adapter.spread) + xt::square(cpu.spread)) / float(o.samples));
+            const double z = std::sqrt(xt::mean(xt::square((adapter.mean - cpu.mean) / xt::maximum(error, 1e-12f)))());
             std::printf("sda CPU network: %.1f s, %.2f ms per sample; posterior mean RMSE %.4f\n", cpu_seconds,
                         cpu_seconds * 1e3 / double(o.samples), cpu.rmse);
             std::printf("adapter vs CPU: time ratio (CPU / adapter) %.2f; posterior means differ by %.2f Monte-Carlo "

@@ -14,6 +14,7 @@
 #include <boost/math/distributions/normal.hpp>
 #include <boost/math/distributions/students_t.hpp>
 #include <xtensor/xbuilder.hpp>
+#include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
 #include "sda/core/error.hpp"
@@ -22,6 +23,7 @@
 #include "sda/metrics/assignment.hpp"
 #include "sda/metrics/ensemble.hpp"
 #include "sda/metrics/mmd.hpp"
+#include "sda/metrics/moments.hpp"
 #include "sda/metrics/wasserstein1d.hpp"
 
 namespace {
@@ -495,6 +497,52 @@ TEST_CASE("ensemble scores against direct loops, with truth [1, ...] as the memb
         }
         CHECK(sda::metrics::spread(x) == doctest::Approx(std::sqrt(variance / E)).epsilon(1e-13));
     }
+}
+
+TEST_CASE("moments and per-state scores against direct loops") {
+    // N members of trajectories of L = 5 states of 2 x 3 entries
+    for (const std::size_t N : {2, 7}) {
+        CAPTURE(N);
+        const std::size_t L = 5, S = 6;
+        const sda::Tensor<double> x = uniform_tensor(100 + N, {N, L, 2, 3}, -2.0, 2.0);
+        const sda::Tensor<double> truth = uniform_tensor(110 + N, {L, 2, 3}, -1.0, 1.0);
+        const sda::Tensor<double> mean = sda::metrics::ensemble_mean(x), sd = sda::metrics::ensemble_std(x);
+        REQUIRE(sda::shape_of(mean) == sda::Shape{L, 2, 3});
+        const auto rmse = sda::metrics::rmse_per_state(x, truth);
+        const auto member = sda::metrics::member_rmse_per_state(x, truth);
+        const auto spread = sda::metrics::spread_per_state(x);
+        REQUIRE(rmse.size() == L);
+        for (std::size_t i = 0; i < L; ++i) {
+            double squared_error = 0, variance = 0, member_error = 0;
+            for (std::size_t e = i * S; e < (i + 1) * S; ++e) {
+                double m = 0;
+                for (std::size_t n = 0; n < N; ++n) m += x.data()[n * L * S + e] / double(N);
+                double v = 0;
+                for (std::size_t n = 0; n < N; ++n) v += std::pow(x.data()[n * L * S + e] - m, 2) / double(N - 1);
+                CHECK(mean.data()[e] == doctest::Approx(m).epsilon(1e-13));
+                CHECK(sd.data()[e] == doctest::Approx(std::sqrt(v)).epsilon(1e-13));
+                squared_error += std::pow(m - truth.data()[e], 2) / double(S);
+                variance += v / double(S);
+            }
+            for (std::size_t n = 0; n < N; ++n) {
+                double own = 0;
+                for (std::size_t e = i * S; e < (i + 1) * S; ++e) own += std::pow(x.data()[n * L * S + e] - truth.data()[e], 2);
+                member_error += std::sqrt(own / double(S)) / double(N);
+            }
+            CHECK(rmse[i] == doctest::Approx(std::sqrt(squared_error)).epsilon(1e-13));
+            CHECK(spread[i] == doctest::Approx(std::sqrt(variance)).epsilon(1e-13));
+            CHECK(member[i] == doctest::Approx(member_error).epsilon(1e-13));
+            CHECK(member[i] >= rmse[i]);  // a single sample errs more than the mean (Jensen)
+        }
+    }
+    // a one-member "ensemble" is a point estimate: its per-state RMSE is that of the point
+    const sda::Tensor<double> point = uniform_tensor(120, {1, 5, 2, 3}, -1.0, 1.0);
+    CHECK(sda::metrics::rmse_per_state(point, sda::Tensor<double>(xt::zeros<double>({5, 2, 3})))[2] ==
+          doctest::Approx(std::sqrt(xt::mean(xt::square(xt::view(point, 0, 2)))())).epsilon(1e-13));
+    CHECK_THROWS_AS(sda::metrics::spread_per_state(point), sda::error);  // one member has no spread
+    CHECK_THROWS_AS(sda::metrics::rmse_per_state(sda::Tensor<double>(xt::zeros<double>({3, 4})),
+                                                 sda::Tensor<double>(xt::zeros<double>({5}))),
+                    sda::error);
 }
 
 TEST_CASE("crps: a single member scores its mean absolute error") {
