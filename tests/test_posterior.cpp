@@ -1,5 +1,5 @@
 // End to end: posterior sampling of a linear-Gaussian chain against the exact
-// posterior of the Kalman/RTS smoother (DESIGN.md section 3, the first oracle).
+// posterior of the Kalman/RTS smoother (the first oracle, docs/design.md).
 //
 // 33 states of the damped spring, both positions observed every 8th state
 // with noise std 0.1. With the exact trajectory prior, MMPS (CG run to the 10

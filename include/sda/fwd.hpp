@@ -14,13 +14,6 @@ namespace sda {
 /// `[B, event...]`; a trajectory event is `[L, D...]` (L states of shape D...).
 using Shape = std::vector<std::size_t>;
 
-class error;
 class Generator;
-
-template <class T>
-struct CpuBackend;
-
-template <class Model, std::size_t K>
-class MarkovComposedScore;
 
 }  // namespace sda

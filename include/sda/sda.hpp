@@ -59,13 +59,16 @@
 #include "sda/io/progress.hpp"
 #include "sda/io/safetensors.hpp"
 
+#include "sda/nn/config.hpp"
 #include "sda/nn/score_net.hpp"
 #include "sda/nn/score_unet.hpp"
+#include "sda/nn/shell.hpp"
 #include "sda/train/adamw.hpp"
 #include "sda/train/checkpoint.hpp"
 #include "sda/train/fit.hpp"
 #include "sda/train/loss.hpp"
 #include "sda/train/lr_schedule.hpp"
+#include "sda/train/progress.hpp"
 #include "sda/train/windows.hpp"
 
 #include "sda/systems/linear_gaussian.hpp"
@@ -79,4 +82,5 @@
 #include "sda/metrics/ensemble.hpp"
 #include "sda/metrics/likelihood.hpp"
 #include "sda/metrics/mmd.hpp"
+#include "sda/metrics/moments.hpp"
 #include "sda/metrics/wasserstein1d.hpp"

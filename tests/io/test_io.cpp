@@ -182,6 +182,14 @@ TEST_CASE("hdf5: trajectories round trip, and bad files are refused") {
     CHECK_THROWS_WITH_AS(sda::io::write_trajectories(scratch("rank33.h5"),
                                                      sda::Tensor<float>(xt::ones<float>(sda::Shape(33, 1)))),
                          doctest::Contains("of rank 2 to 32"), sda::error);
+    // failures of the file system are sda::error too, never std::filesystem::filesystem_error
+    std::ofstream(scratch("a_file")) << "x";
+    CHECK_THROWS_WITH_AS(sda::io::write_trajectories(scratch("a_file") / "sub" / "x.h5", x),
+                         doctest::Contains("cannot create the folder"), sda::error);
+    fs::create_directories(scratch("occupied.h5") / "inside");
+    CHECK_THROWS_WITH_AS(sda::io::write_trajectories(scratch("occupied.h5"), x), doctest::Contains("cannot move"),
+                         sda::error);
+    CHECK_FALSE(fs::exists(scratch("occupied.h5.tmp.h5")));
     fs::remove_all(path.parent_path());
 }
 

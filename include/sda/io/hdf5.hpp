@@ -15,6 +15,7 @@
 #include <limits>
 #include <new>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <hdf5.h>
@@ -64,7 +65,10 @@ inline void write_trajectories(const std::filesystem::path& path, const Tensor<f
     sda::detail::require(x.dimension() >= 2 && x.dimension() <= H5S_MAX_RANK && x.size() > 0,
                          "sda::io::write_trajectories: ", path.string(), ": need a non-empty [N, L, ...] tensor of rank 2 to ",
                          H5S_MAX_RANK, ", got shape ", format_shape(shape_of(x)));
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+    std::error_code error;
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), error);
+    sda::detail::require(!error, "sda::io::write_trajectories: cannot create the folder of ", path.string(), ": ",
+                         error.message());
     const std::filesystem::path temporary = path.string() + ".tmp.h5";
     const detail::H5Quiet quiet;
     {
@@ -77,17 +81,24 @@ inline void write_trajectories(const std::filesystem::path& path, const Tensor<f
         const bool written = dataset.valid() &&
                              H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()) >= 0;
         if (!written) {
-            std::filesystem::remove(temporary);
+            std::filesystem::remove(temporary, error);
             sda::detail::fail("sda::io::write_trajectories: writing ", temporary.string(), " failed");
         }
     }
-    std::filesystem::rename(temporary, path);
+    std::filesystem::rename(temporary, path, error);
+    if (error) {
+        const std::string reason = error.message();
+        std::filesystem::remove(temporary, error);
+        sda::detail::fail("sda::io::write_trajectories: cannot move ", temporary.string(), " to ", path.string(), ": ",
+                          reason);
+    }
 }
 
 /// Reads the dataset "x" of an HDF5 file as float32 [N, L, state...], whatever its rank (2 to 32).
 inline Tensor<float> read_trajectories(const std::filesystem::path& path) {
     const std::string name = path.string();
-    sda::detail::require(std::filesystem::is_regular_file(path), "sda::io::read_trajectories: no file ", name);
+    std::error_code error;
+    sda::detail::require(std::filesystem::is_regular_file(path, error), "sda::io::read_trajectories: no file ", name);
     const detail::H5Quiet quiet;
     sda::detail::require(H5Fis_hdf5(name.c_str()) > 0, "sda::io::read_trajectories: ", name, " is not an HDF5 file");
     const detail::H5Handle file(H5Fopen(name.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);

@@ -1,5 +1,5 @@
 // sda/sample/reverse.hpp: `ReverseDiffusion<Predictor, Corrector>`, the one
-// sampler loop, and the samplers of DESIGN.md as aliases of it.
+// sampler loop, and the shipped samplers (docs/concepts/sampler.md) as aliases of it.
 //
 // The time grid is uniform from t = 1 to t = 0 in `steps` steps, as in the
 // paper's code: after the predictor moves x(t_k) to x(t_{k+1}), the corrector

@@ -2,7 +2,7 @@
 // `linearize`, the one way guidance asks a model for input VJPs.
 //
 // A model predicts the noise eps(x(t), t) of x(t) = mu(t) x + sigma(t) z; its
-// score is -eps / sigma(t) (DESIGN.md section 2). Samplers need only eps;
+// score is -eps / sigma(t) (Rozet & Louppe 2023). Samplers need only eps;
 // likelihood guidance that differentiates through the denoiser needs the input
 // vector-Jacobian product (d eps / d x)^T v as well.
 #pragma once
@@ -84,7 +84,7 @@ private:
 /// Linearises `model` at (x, t): the model's own `linearize` when it has one.
 /// The result refers to `model`, which must outlive it.
 template <ScoreModel M>
-auto linearize(const M& model, const tensor_t<M>& x, double t) {
+Linearization<tensor_t<M>> auto linearize(const M& model, const tensor_t<M>& x, double t) {
     if constexpr (requires { model.linearize(x, t); }) {
         return model.linearize(x, t);
     } else {

@@ -1,5 +1,5 @@
 // sda/systems/lorenz63.hpp: the noisy Lorenz-63 system of the paper
-// (DESIGN.md section 3; Lorenz, "Deterministic nonperiodic flow", 1963).
+// (the setup of Rozet & Louppe 2023, docs/lorenz63.md; Lorenz, "Deterministic nonperiodic flow", 1963).
 //
 // One transition is one RK4 step of dt = 0.025 of
 //   dx = sigma (y - x),  dy = x (rho - z) - y,  dz = x y - beta z,
