@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <numeric>
@@ -39,6 +40,20 @@ nn::ScoreNetConfig tiny_config() {
     c.embedding = 4, c.width = 8, c.depth = 2, c.frequencies = 3, c.embedding_hidden = 6;
     return c;
 }
+
+/// Random trajectories [6, 12, 2] cut into windows of 3 (the same set validates), and fit's
+/// options for a few epochs of 5 batches of 8.
+struct SmallProblem {
+    train::WindowDataset<float> train_set, valid_set;
+    train::FitOptions options;
+    SmallProblem(std::uint64_t seed, std::size_t epochs) : train_set(data(seed), 3), valid_set(data(seed), 3) {
+        options.epochs = epochs, options.epoch_size = 40, options.batch_size = 8, options.valid_size = 16;
+    }
+    static Tensor<float> data(std::uint64_t seed) {
+        sda::Generator gen(seed);
+        return sda::CpuBackend<float>::normal({6, 12, 2}, gen);
+    }
+};
 
 fs::path scratch(const std::string& name) {
     const fs::path dir = fs::temp_directory_path() / ("sda_test_train_" + std::to_string(::getpid()));
@@ -253,11 +268,9 @@ TEST_CASE("network configurations: one field table gives JSON, parsing and equal
 }
 
 TEST_CASE("fit: an interrupted run resumes exactly as if never stopped") {
-    sda::Generator data_gen(11);
-    const Tensor<float> trajectories = sda::CpuBackend<float>::normal({6, 12, 2}, data_gen);
-    const train::WindowDataset<float> train_set(trajectories, 3), valid_set(trajectories, 3);
-    train::FitOptions options;
-    options.epochs = 4, options.epoch_size = 40, options.batch_size = 8, options.valid_size = 16;
+    const SmallProblem problem(11, 4);
+    const auto &train_set = problem.train_set, &valid_set = problem.valid_set;
+    train::FitOptions options = problem.options;
 
     auto fresh = [] {
         sda::Generator init(12);
@@ -301,11 +314,9 @@ TEST_CASE("fit: an interrupted run resumes exactly as if never stopped") {
 }
 
 TEST_CASE("fit: the EMA of the weights equals its definition over the recorded weights") {
-    sda::Generator data_gen(21);
-    const Tensor<float> trajectories = sda::CpuBackend<float>::normal({6, 12, 2}, data_gen);
-    const train::WindowDataset<float> train_set(trajectories, 3), valid_set(trajectories, 3);
-    train::FitOptions options;
-    options.epochs = 2, options.epoch_size = 40, options.batch_size = 8, options.valid_size = 16;
+    const SmallProblem problem(21, 2);
+    const auto &train_set = problem.train_set, &valid_set = problem.valid_set;
+    train::FitOptions options = problem.options;
     options.ema_decay = 0.9;
     options.checkpoint = scratch("ema.safetensors");
     sda::Generator init(22);
@@ -347,11 +358,9 @@ TEST_CASE("fit: the EMA of the weights equals its definition over the recorded w
 }
 
 TEST_CASE("fit: an interrupted run with EMA resumes bit for bit") {
-    sda::Generator data_gen(31);
-    const Tensor<float> trajectories = sda::CpuBackend<float>::normal({6, 12, 2}, data_gen);
-    const train::WindowDataset<float> train_set(trajectories, 3), valid_set(trajectories, 3);
-    train::FitOptions options;
-    options.epochs = 4, options.epoch_size = 40, options.batch_size = 8, options.valid_size = 16;
+    const SmallProblem problem(31, 4);
+    const auto &train_set = problem.train_set, &valid_set = problem.valid_set;
+    train::FitOptions options = problem.options;
     options.ema_decay = 0.8;
     auto fresh = [] {
         sda::Generator init(32);
