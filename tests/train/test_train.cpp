@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <numeric>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -229,6 +230,21 @@ TEST_CASE("checkpoints: weights, moments and state round trip, and another archi
                          sda::error);
     nn::ScoreNet<sda::VPCosine> other_eta(sda::VPCosine(1e-2), tiny_config());
     CHECK_THROWS_AS(train::load_weights(path, other_eta), sda::error);
+    // a file written before configurations recorded their kind loads into the same architecture
+    {
+        nlohmann::json legacy = net.config().to_json();
+        legacy.erase("kind");
+        sda::io::SafetensorsWriter writer;
+        for (const auto& info : net.parameters().infos())
+            writer.add<float>(info.name, std::span<const float>(net.parameters().data() + info.offset, info.size), info.shape);
+        writer.metadata("sda.config", legacy.dump());
+        writer.write(scratch("legacy.safetensors"));
+        nn::ScoreNet<sda::VPCosine> from_legacy(sda::VPCosine{}, tiny_config());
+        train::load_weights(scratch("legacy.safetensors"), from_legacy);
+        CHECK(from_legacy.parameters().values() == net.parameters().values());
+        CHECK_THROWS_WITH_AS(train::load_weights(scratch("legacy.safetensors"), wrong),
+                             doctest::Contains("was written for the architecture"), sda::error);
+    }
     // a weights-only file has no training state to resume
     train::save_weights(scratch("weights.safetensors"), net);
     CHECK_THROWS_WITH_AS(engine2.load(scratch("weights.safetensors"), 0.0), doctest::Contains("weights only"), sda::error);
