@@ -7,16 +7,15 @@
 // PyTorch names, so one checkpoint moves between the CPU networks, these modules
 // on a GPU, and the paper's PyTorch code (docs/interop.md). Wrap one in
 // `sda::TorchScoreModel` to sample with it. `torch_nn::fit` trains one on the
-// module's device with the loss, optimiser and training loop of
-// `sda::train::fit` (same windows, same t and noise draws with host noise), and
-// writes checkpoints the CPU trainer resumes, and conversely.
+// module's device: `sda::train::fit`'s one loop with the engine
+// `torch_nn::Engine` (same windows, same t and noise draws with host noise),
+// writing checkpoints through the same writer, which the CPU trainer resumes,
+// and conversely.
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -28,7 +27,6 @@
 
 #include "sda/backend/torch.hpp"
 #include "sda/core/error.hpp"
-#include "sda/io/progress.hpp"
 #include "sda/io/safetensors.hpp"
 #include "sda/nn/score_net.hpp"
 #include "sda/nn/score_unet.hpp"
