@@ -2,8 +2,13 @@
 // prior through the analytic score; the Langevin corrector's stationary law.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "sda/backend/cpu.hpp"
 #include "sda/sample/correctors.hpp"
@@ -145,4 +150,61 @@ TEST_CASE("samplers: the paper's predictor with C = 0 is DDIM with eta = 0, and 
     sda::sample(sda::DDIM{.steps = 16}, score, 2, a, counter);
     CHECK(counter.calls == 16);
     CHECK(counter.last_t == 0.0);
+}
+
+namespace {
+
+/// The exact Gaussian score, except that sample `bad` of every batch turns NaN once t < 0.5.
+struct Poisoned {
+    sda::GaussianScore<sda::VPCosine> exact;
+    std::size_t bad = 2;
+    auto backend() const { return exact.backend(); }
+    const sda::VPCosine& schedule() const { return exact.schedule(); }
+    const sda::Shape& event_shape() const { return exact.event_shape(); }
+    Tensor<double> eps(const Tensor<double>& x, double t) const {
+        Tensor<double> out = exact.eps(x, t);
+        if (t < 0.5 && out.shape()[0] > bad) out(bad, 0, 0) = std::nan("");
+        return out;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("samplers: a NaN never passes silently: it fails, or is reported once per sample") {
+    const Poisoned model{target_score(sda::VPCosine{})};
+    sda::Generator gen(3);
+    // the default fails fast, naming the sample, the step and t: DDIM evaluates eps at the start
+    // of each step, and the first start below 0.5 is t = 1 - 9/16, in step 10, which ends at 0.375
+    CHECK_THROWS_WITH_AS(sda::sample(sda::DDIM{.steps = 16}, model, 4, gen),
+                         doctest::Contains("sample(s) 2 of 4 became NaN or infinite at step 10 of 16 (t = 0.375)"),
+                         sda::error);
+    // reporting lets the others finish, each bad sample told once
+    struct Health {
+        std::vector<std::pair<std::size_t, std::vector<std::size_t>>> events;
+        void on_nonfinite(std::size_t k, double, const std::vector<std::size_t>& samples) { events.push_back({k, samples}); }
+    } health;
+    const Tensor<double> x = sda::sample(sda::DDIM{.steps = 16, .nonfinite = sda::NonFinite::report}, model, 4, gen, health);
+    REQUIRE(health.events.size() == 1);
+    CHECK(health.events[0].first == 10);
+    CHECK(health.events[0].second == std::vector<std::size_t>{2});
+    for (std::size_t b = 0; b < 4; ++b) {
+        const std::size_t per = x.size() / 4;
+        const bool finite = std::all_of(x.data() + b * per, x.data() + (b + 1) * per, [](double v) { return std::isfinite(v); });
+        CHECK_MESSAGE(finite == (b != 2), "sample ", b);
+    }
+    // a NaN or Inf in the initial state is refused before the first step
+    Tensor<double> start = xt::zeros<double>({3, 3, 2});
+    start(1, 2, 1) = std::numeric_limits<double>::infinity();
+    CHECK_THROWS_WITH_AS(sda::DDIM{}.run(target_score(sda::VPCosine{}), start, gen),
+                         "sda::ReverseDiffusion: the initial state x(1) has NaN or infinite entries in sample(s) 1",
+                         sda::error);
+}
+
+TEST_CASE("models: a diffusion time outside [0, 1], or NaN, is refused") {
+    const auto score = target_score(sda::VPCosine{});
+    const Tensor<double> x = xt::zeros<double>({2, 3, 2});
+    for (double t : {-0.5, 2.0, 1.0 + 1e-9, std::nan(""), std::numeric_limits<double>::infinity()})
+        CHECK_THROWS_WITH_AS(score.eps(x, t), doctest::Contains("is outside [0, 1]"), sda::error);
+    CHECK_NOTHROW(score.eps(x, 0.0));
+    CHECK_NOTHROW(score.eps(x, 1.0));
 }

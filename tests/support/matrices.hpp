@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <vector>
 
 #include <Eigen/Core>
@@ -43,7 +44,7 @@ Matrix gradient_of(F&& f, Matrix x, double h = 1e-6) {
 
 /// Central differences of a scalar function of the parameters.
 template <class F>
-std::vector<double> parameter_gradient(std::vector<double>& values, F&& f, double h = 1e-6) {
+std::vector<double> parameter_gradient(std::span<double> values, F&& f, double h = 1e-6) {
     std::vector<double> g(values.size());
     for (std::size_t i = 0; i < values.size(); ++i) {
         const double keep = values[i];
@@ -57,7 +58,7 @@ std::vector<double> parameter_gradient(std::vector<double>& values, F&& f, doubl
     return g;
 }
 
-inline double relative(const std::vector<double>& a, const std::vector<double>& b) {
+inline double relative(std::span<const double> a, std::span<const double> b) {
     double worst = 0, scale = 1e-300;
     for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i])), scale = std::max(scale, std::abs(b[i]));
     return worst / scale;

@@ -194,7 +194,7 @@ TEST_CASE("checkpoints: weights, moments and state round trip, and another archi
     train::CpuEngine<nn::ScoreNet<sda::VPCosine>> engine(net, {});
     sda::Generator data(9);
     engine.step(sda::CpuBackend<float>::normal({4, 3, 2}, data), data, 1e-3, 0.0);
-    const train::TrainingState state{3, 10, 42, {{1, 0.5, 0.6, 1e-3, 2.0}, {2, 0.4, 0.5, 9e-4, 2.1}}};
+    const train::TrainingState state{3, 10, 42, {{1, 0.5, 0.6, 1e-3, 2.0}, {2, 0.4, 0.5, 9e-4, 2.1}, {3, 0.3, 0.4, 8e-4, 2.2}}};
     const fs::path path = scratch("checkpoint.safetensors");
     engine.save(path, 0.0, state);
 
@@ -206,8 +206,9 @@ TEST_CASE("checkpoints: weights, moments and state round trip, and another archi
     CHECK(resume.ema_decay == 0.0);
     CHECK(resume.state.epoch == 3);
     CHECK(resume.state.draws == 42);
-    REQUIRE(resume.state.history.size() == 2);
+    REQUIRE(resume.state.history.size() == 3);
     CHECK(resume.state.history[1].valid_loss == 0.5);
+    CHECK(resume.state.history[2].epoch == 3);
     // the moments came back: one more step from each engine gives the same weights
     sda::Generator d1(5), d2(5);
     const Tensor<float> x = sda::CpuBackend<float>::normal({4, 3, 2}, d1);
@@ -275,12 +276,152 @@ TEST_CASE("network configurations: one field table gives JSON, parsing and equal
         {[](nlohmann::json& c) { c["widht"] = 3; }, "unknown field \"widht\""},
         {[](nlohmann::json& c) { c.erase("depth"); }, "has no \"depth\""},
         {[](nlohmann::json& c) { c["activation"] = "Swish"; }, "unknown activation"},
-        {[](nlohmann::json& c) { c["width"] = "wide"; }, "invalid configuration"}};
+        {[](nlohmann::json& c) { c["width"] = "wide"; }, "\"width\" must be a whole number"},
+        // integers are read strictly: nlohmann's get<std::size_t> turned -1 into 2^64 - 1 and 2.5 into 2
+        {[](nlohmann::json& c) { c["width"] = -1; }, "\"width\" must be a whole number from 0 to 2^24, not -1"},
+        {[](nlohmann::json& c) { c["depth"] = 2.5; }, "\"depth\" must be a whole number from 0 to 2^24, not 2.5"},
+        {[](nlohmann::json& c) { c["event"] = {3, -2}; }, "\"event\" must be a whole number"},
+        {[](nlohmann::json& c) { c["event"] = 6; }, "\"event\" must be a list of at most 64 sizes"},
+        {[](nlohmann::json& c) { c["unbiased_layer_norm"] = 1; }, "must be true or false, not 1"},
+        // sizes are bounded before any layer is built: these were accepted and ended in an OOM kill
+        {[](nlohmann::json& c) { c["width"] = std::uint64_t(1) << 40; }, "\"width\" must be a whole number from 0 to 2^24"},
+        {[](nlohmann::json& c) { c["depth"] = 1000000000; }, "\"depth\" must be a whole number from 0 to 2^24"},
+        {[](nlohmann::json& c) { c["width"] = 1 << 20; }, "parameters, above the limit of 2^30"},
+        {[](nlohmann::json& c) { c["depth"] = 5000; }, "depth 5000 is above 4096 blocks"},
+        {[](nlohmann::json& c) { c["event"] = {65536, 65536, 65536}; }, "must hold from 1 to 2^32 values"},
+        {[](nlohmann::json& c) { c["event"] = {3, 0}; }, "must hold from 1 to 2^32 values"}};
     for (const auto& [breaks, message] : broken) {
         nlohmann::json c = j;
         breaks(c);
         CHECK_THROWS_WITH_AS(nn::ScoreNetConfig::from_json(c), doctest::Contains(message.c_str()), sda::error);
     }
+}
+
+namespace {
+
+/// A copy of the checkpoint at `from` with metadata `key` set to `value` (removed when empty).
+fs::path with_metadata(const fs::path& from, const std::string& name, const std::string& key, const std::string& value) {
+    const sda::io::SafetensorsFile file(from);
+    sda::io::SafetensorsWriter writer;
+    for (const auto& [tensor, info] : file.tensors()) writer.add<float>(tensor, file.read<float>(tensor, info.shape), info.shape);
+    for (const auto& [k, v] : file.metadata())
+        if (k != key) writer.metadata(k, v);
+    if (!value.empty()) writer.metadata(key, value);
+    const fs::path path = scratch(name);
+    writer.write(path);
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoints: hostile metadata is refused with sda::error, never a crash or a silent wrap") {
+    sda::Generator gen(10);
+    nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, tiny_config(), gen);
+    train::CpuEngine<nn::ScoreNet<sda::VPCosine>> engine(net, {});
+    sda::Generator data(9);
+    engine.step(sda::CpuBackend<float>::normal({4, 3, 2}, data), data, 1e-3, 0.0);
+    const fs::path good = scratch("good.safetensors");
+    engine.save(good, 0.0, train::TrainingState{2, 10, 42, {{1, 0.5, 0.6, 1e-3, 2.0}, {2, 0.4, 0.5, 9e-4, 2.1}}});
+
+    nn::ScoreNet<sda::VPCosine> loaded(sda::VPCosine{}, tiny_config());
+    train::CpuEngine<nn::ScoreNet<sda::VPCosine>> engine2(loaded, {});
+    const auto refused = [&](const std::string& key, const std::string& value, const char* reason) {
+        const fs::path path = with_metadata(good, "hostile.safetensors", key, value);
+        std::string error = "no error";
+        try {
+            engine2.load(path, 0.0);
+        } catch (const sda::error& e) {
+            error = e.what();
+        }
+        CHECK_MESSAGE(error.find(reason) != std::string::npos, key, " = ", value.substr(0, 80), " -> ", error);
+        CHECK_MESSAGE(error.find(path.string()) != std::string::npos, "names the file: ", error);
+        CHECK_MESSAGE(error.size() < 1000, "a bounded message: ", error.size(), " characters");
+    };
+    REQUIRE_NOTHROW(engine2.load(good, 0.0));
+
+    // a configuration nested 100,000 levels deep (200 KB) ended the process with a stack
+    // overflow when the mismatch message printed it
+    refused("sda.config", std::string(100000, '[') + std::string(100000, ']'), "nests deeper than 64 levels");
+    refused("sda.config", R"({"kind":"mlp","width":)", "not valid JSON");
+    // another architecture: the message shows both, shortened
+    nlohmann::json wide = net.config().to_json();
+    wide["context"] = std::vector<double>(5000, 0.5);
+    refused("sda.config", wide.dump(), "was written for the architecture");
+    // an epoch of "-1" was read as 2^64 - 1 and the resumed run trained nothing, silently
+    refused("sda.epoch", "-1", "\"-1\" is not a non-negative whole number");
+    refused("sda.epoch", "2.5", "is not a non-negative whole number");
+    refused("sda.epoch", " 2", "is not a non-negative whole number");
+    refused("sda.epoch", "18446744073709551616", "is not a non-negative whole number below 2^64");
+    refused("sda.epoch", "3", "epoch 3 but the history holds 2 epochs");
+    refused("sda.optimizer", R"({"name":"AdamW","steps":-1})", "\"steps\" must be a non-negative integer");
+    refused("sda.optimizer", R"({"name":"AdamW","steps":1,"ema_decay":1.5})", "ema_decay 1.5 is outside [0, 1)");
+    refused("sda.generator", R"({"seed":10,"draws":-5})", "\"draws\" must be a non-negative integer");
+    refused("sda.generator", R"({"seed":10})", "\"draws\" must be a non-negative integer");
+    refused("sda.generator", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+            "nests deeper than 64 levels");
+    refused("sda.history", R"([{"epoch":1,"train":0.5,"valid":0.6,"lr":0.001,"seconds":2}])", "the history holds 1 epochs");
+    refused("sda.history", R"([{"epoch":2,"train":0.5,"valid":0.6,"lr":0.001,"seconds":2},{"epoch":1,"train":0.5,"valid":0.6,"lr":0.001,"seconds":2}])",
+            "the history's entry 1 is for epoch 2");
+    refused("sda.history", R"({"epoch":1})", "the history is not an array");
+    refused("sda.history", R"([{"epoch":1,"train":"low","valid":0.6,"lr":0.001,"seconds":2},{"epoch":2}])",
+            "\"train\" must be a finite number");
+
+    // NaN weights or moments in a checkpoint are refused, naming the tensor, not trained on
+    {
+        const sda::io::SafetensorsFile file(good);
+        sda::io::SafetensorsWriter writer;
+        for (const auto& [tensor, info] : file.tensors()) {
+            std::vector<float> values = file.read<float>(tensor, info.shape);
+            if (tensor == "optimizer.exp_avg_sq." + net.parameters().infos().back().name) values.back() = std::nanf("");
+            writer.add<float>(tensor, values, info.shape);
+        }
+        for (const auto& [k, v] : file.metadata()) writer.metadata(k, v);
+        writer.write(scratch("nan.safetensors"));
+        const std::string reason = "tensor optimizer.exp_avg_sq." + net.parameters().infos().back().name + " holds nan";
+        CHECK_THROWS_WITH_AS(engine2.load(scratch("nan.safetensors"), 0.0), doctest::Contains(reason.c_str()), sda::error);
+    }
+    fs::remove_all(good.parent_path());
+}
+
+TEST_CASE("fit: NaN in the data is refused, and a non-finite step stops training before it touches the weights") {
+    Tensor<float> data = SmallProblem::data(11);
+    data(4, 7, 1) = std::nanf("");
+    CHECK_THROWS_WITH_AS(train::WindowDataset<float>(data, 3),
+                         "sda::train::WindowDataset: trajectory 4 has a non-finite value (nan) at state 7", sda::error);
+
+    // a learning rate that overflows the weights: the step that would apply a non-finite
+    // gradient throws, naming it, and the weights are those of the step before
+    SmallProblem problem(11, 2);
+    problem.options.optimizer.lr = 1e37;
+    problem.options.checkpoint = scratch("diverged.safetensors");
+    sda::Generator init(1), gen(2);
+    nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, tiny_config(), init);
+    std::vector<float> last;
+    struct Keep {
+        nn::ScoreNet<sda::VPCosine>* net;
+        std::vector<float>* last;
+        void on_batch(const train::BatchStats&) { last->assign(net->parameters().values().begin(), net->parameters().values().end()); }
+    } keep{&net, &last};
+    CHECK_THROWS_WITH_AS(train::fit(net, problem.train_set, problem.valid_set, problem.options, gen, keep),
+                         doctest::Contains("gave a non-finite loss"), sda::error);
+    REQUIRE_FALSE(last.empty());
+    CHECK(std::equal(last.begin(), last.end(), net.parameters().values().begin()));
+    CHECK_FALSE(fs::exists(scratch("diverged.safetensors")));  // no epoch completed, none written
+    fs::remove_all(scratch("x").parent_path());
+}
+
+TEST_CASE("score networks: a diffusion time outside [0, 1], or NaN, is refused by eps, linearize and training") {
+    sda::Generator gen(1);
+    const nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, tiny_config(), gen);
+    const Tensor<float> x = sda::CpuBackend<float>::normal({2, 3, 2}, gen);
+    for (double t : {-0.5, 2.0, std::nan("")}) {
+        CHECK_THROWS_WITH_AS(net.eps(x, t), doctest::Contains("is outside [0, 1]"), sda::error);
+        CHECK_THROWS_WITH_AS(net.linearize(x, t), doctest::Contains("is outside [0, 1]"), sda::error);
+        const std::vector<double> times = {0.5, t};
+        CHECK_THROWS_WITH_AS(net.forward(x, times), doctest::Contains("is outside [0, 1]"), sda::error);
+    }
+    CHECK_NOTHROW(net.eps(x, 0.0));
+    CHECK_NOTHROW(net.eps(x, 1.0));
 }
 
 TEST_CASE("fit: an interrupted run resumes exactly as if never stopped") {

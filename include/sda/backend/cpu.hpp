@@ -85,7 +85,8 @@ struct CpuBackend {
 
     // --- per sample -----------------------------------------------------------
     static tensor_type scale_rows(const tensor_type& v, const tensor_type& x) {
-        const auto [rows, cols] = rows_of(x, v, "scale_rows");
+        const auto [rows, columns] = rows_of(x, v, "scale_rows");
+        const std::size_t cols = columns;  // clang 14 cannot capture a structured binding (C++20; clang 16 can)
         tensor_type out = empty_tensor<T>(shape_of(x));
         detail::parallel_rows(rows, x.size(), [&](std::size_t begin, std::size_t end) {
             for (std::size_t r = begin; r < end; ++r) {
@@ -236,6 +237,15 @@ struct CpuBackend {
 
     static bool all_finite(const tensor_type& x) {
         return std::all_of(x.begin(), x.end(), [](T value) { return std::isfinite(value); });
+    }
+    /// The indices b of the samples x[b] with a NaN or infinite entry.
+    static std::vector<std::size_t> non_finite_samples(const tensor_type& x) {
+        std::vector<std::size_t> out;
+        const std::size_t batch = x.dimension() ? x.shape()[0] : 1, per = batch ? x.size() / batch : 0;
+        for (std::size_t b = 0; b < batch; ++b)
+            if (!std::all_of(x.data() + b * per, x.data() + (b + 1) * per, [](T value) { return std::isfinite(value); }))
+                out.push_back(b);
+        return out;
     }
     static double min(const tensor_type& x) {
         detail::require(x.size() > 0, "sda::CpuBackend::min: empty tensor");

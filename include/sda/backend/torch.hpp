@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -206,6 +207,13 @@ struct TorchBackend {
     }
 
     bool all_finite(const torch::Tensor& x) const { return torch::isfinite(x).all().item<bool>(); }
+    /// The indices b of the samples x[b] with a NaN or infinite entry (copied to the host).
+    std::vector<std::size_t> non_finite_samples(const torch::Tensor& x) const {
+        const torch::Tensor bad = (~torch::isfinite(x)).reshape({x.size(0), -1}).any(1).nonzero().flatten().to(torch::kCPU);
+        std::vector<std::size_t> out;
+        for (std::int64_t i = 0; i < bad.size(0); ++i) out.push_back(static_cast<std::size_t>(bad[i].item<std::int64_t>()));
+        return out;
+    }
     double min(const torch::Tensor& x) const {
         detail::require(x.numel() > 0, "sda::TorchBackend::min: empty tensor");
         return x.min().item<double>();
@@ -348,6 +356,8 @@ private:
                             event_shape_of(detail::shape_of_torch(x)) == event_,
                         "sda::TorchScoreModel: input of shape ", format_shape(detail::shape_of_torch(x)),
                         " is not a batch of events ", format_shape(event_));
+        detail::require(std::isfinite(t) && t >= 0.0 && t <= 1.0, "sda::TorchScoreModel: the diffusion time t = ", t,
+                        " is outside [0, 1]");
         const torch::Tensor times = torch::full({x.size(0)}, t, x.options().requires_grad(false));
         torch::Tensor out;
         try {

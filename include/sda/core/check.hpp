@@ -37,6 +37,11 @@ inline void check_non_negative(double value, std::string_view what) {
             value);
 }
 
+/// Throws unless `t` is a diffusion time: finite and in [0, 1].
+inline void check_time(double t, std::string_view what) {
+    require(std::isfinite(t) && t >= 0.0 && t <= 1.0, what, ": the diffusion time t = ", t, " is outside [0, 1]");
+}
+
 /// Throws unless `actual == expected`.
 inline void check_shape(const Shape& actual, const Shape& expected, std::string_view what) {
     require(actual == expected, what, " has shape ", format_shape(actual), ", expected ",

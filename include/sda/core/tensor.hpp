@@ -7,19 +7,19 @@
 
 #include <cstddef>
 
-#include <tbb/scalable_allocator.h>
 #include <xtensor/xarray.hpp>
 
+#include "sda/core/memory.hpp"
 #include "sda/core/shape.hpp"
 #include "sda/fwd.hpp"
 
 namespace sda {
 
-/// Dynamic-rank, row-major, contiguous CPU tensor. Its buffers come from oneTBB's
-/// scalable allocator: samplers create and drop batch-sized temporaries every
-/// step, which glibc's malloc serves by mapping and unmapping pages each time.
+/// Dynamic-rank, row-major, contiguous CPU tensor; its buffers start on a 64-byte
+/// boundary (`AlignedAllocator`, sda/core/memory.hpp), so results do not depend on
+/// where the heap placed them.
 template <class T>
-using Tensor = xt::xarray<T, xt::layout_type::row_major, tbb::scalable_allocator<T>>;
+using Tensor = xt::xarray<T, xt::layout_type::row_major, AlignedAllocator<T>>;
 
 template <class E>
 Shape shape_of(const E& x) {

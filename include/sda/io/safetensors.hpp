@@ -6,8 +6,12 @@
 // tools/torch_interop.py, with Debian's python3-torch alone.
 //
 // Files are written atomically. Reading validates everything a hostile or
-// truncated file could get wrong (sizes, offsets, overlaps, holes, dtypes,
-// JSON) and throws `sda::error` naming the problem.
+// truncated file could get wrong before it allocates anything for it: JSON
+// (bounded nesting), entries with exactly the three keys of the format,
+// extents and offsets that are non-negative integers (not -1, not 2.9), element
+// counts that cannot wrap (at most 2^48 elements), sizes that match the data,
+// overlaps, holes and dtypes; it throws `sda::error` naming the file and the
+// problem.
 #pragma once
 
 #include <algorithm>
@@ -27,6 +31,7 @@
 #include "sda/core/error.hpp"
 #include "sda/core/shape.hpp"
 #include "sda/io/atomic_file.hpp"
+#include "sda/io/json.hpp"
 
 namespace sda::io {
 
@@ -62,13 +67,18 @@ public:
                              " values for shape ", format_shape(shape));
         sda::detail::require(!name.empty() && name != "__metadata__" && !entries_.count(name),
                              "safetensors: invalid or duplicate tensor name \"", name, "\"");
+        sda::detail::require(valid_utf8(name), "safetensors: the tensor name \"", name, "\" is not valid UTF-8");
         Entry& e = entries_[name];
         e.dtype = detail::dtype_of<T>();
         e.shape = shape;
         e.bytes.resize(data.size_bytes());
         if (!data.empty()) std::memcpy(e.bytes.data(), data.data(), data.size_bytes());
     }
-    void metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
+    void metadata(const std::string& key, const std::string& value) {
+        sda::detail::require(valid_utf8(key) && valid_utf8(value), "safetensors: the metadata \"", key,
+                             "\" is not valid UTF-8");
+        metadata_[key] = value;
+    }
 
     /// Writes the file atomically (temporary file, then rename).
     void write(const std::filesystem::path& path) const {
@@ -119,12 +129,9 @@ public:
         fail_unless(header_size <= bytes.size() - 8, "the header length ", header_size, " exceeds the file (",
                     bytes.size(), " bytes): truncated?");
         fail_unless(header_size <= (std::uint64_t(100) << 20), "the header length ", header_size, " is implausibly large");
-        nlohmann::json header;
-        try {
-            header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size));
-        } catch (const nlohmann::json::exception& e) {
-            fail("the header is not valid JSON: ", e.what());
-        }
+        // root object, entry object, shape array: nothing deeper is valid
+        const nlohmann::json header =
+            parse_json(std::string_view(bytes.data() + 8, header_size), "safetensors: " + path_ + ": the header", 3);
         fail_unless(header.is_object(), "the header is not a JSON object");
         data_.assign(bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size), bytes.end());
 
@@ -138,24 +145,27 @@ public:
                 }
                 continue;
             }
-            try {
-                Info info;
-                info.dtype = value.at("dtype").get<std::string>();
-                info.shape = value.at("shape").get<Shape>();
-                const auto offsets = value.at("data_offsets").get<std::vector<std::size_t>>();
-                fail_unless(offsets.size() == 2, "tensor ", name, ": data_offsets must hold 2 numbers");
-                info.begin = offsets[0], info.end = offsets[1];
-                const std::size_t item = detail::dtype_size(info.dtype);
-                fail_unless(info.begin <= info.end && info.end <= data_.size(), "tensor ", name, ": data_offsets [",
-                            info.begin, ", ", info.end, "] lie outside the ", data_.size(), "-byte data section: truncated?");
-                fail_unless(info.end - info.begin == element_count(info.shape) * item, "tensor ", name, ": shape ",
-                            format_shape(info.shape), " of ", info.dtype, " needs ", element_count(info.shape) * item,
-                            " bytes, data_offsets give ", info.end - info.begin);
-                ranges.emplace_back(info.begin, info.end);
-                tensors_[name] = std::move(info);
-            } catch (const nlohmann::json::exception& e) {
-                fail("tensor ", name, ": malformed entry: ", e.what());
-            }
+            fail_unless(value.is_object() && value.size() == 3 && value.contains("dtype") && value.contains("shape") &&
+                            value.contains("data_offsets"),
+                        "tensor ", name, ": an entry must hold exactly \"dtype\", \"shape\" and \"data_offsets\", not ",
+                        json_excerpt(value));
+            Info info;
+            fail_unless(value["dtype"].is_string(), "tensor ", name, ": the dtype is not a string");
+            info.dtype = value["dtype"].get<std::string>();
+            const std::size_t item = dtype_size(name, info.dtype);
+            info.shape = unsigned_list(value["shape"], name, "shape");
+            const auto offsets = unsigned_list(value["data_offsets"], name, "data_offsets");
+            fail_unless(offsets.size() == 2, "tensor ", name, ": data_offsets must hold 2 numbers");
+            info.begin = offsets[0], info.end = offsets[1];
+            fail_unless(info.begin <= info.end && info.end <= data_.size(), "tensor ", name, ": data_offsets [",
+                        info.begin, ", ", info.end, "] lie outside the ", data_.size(), "-byte data section: truncated?");
+            // at most 2^48 elements of at most 8 bytes: the byte count cannot wrap
+            const std::size_t bytes_needed =
+                element_count_checked(info.shape, "safetensors: " + path_ + ": tensor " + name) * item;
+            fail_unless(info.end - info.begin == bytes_needed, "tensor ", name, ": shape ", format_shape(info.shape),
+                        " of ", info.dtype, " needs ", bytes_needed, " bytes, data_offsets give ", info.end - info.begin);
+            ranges.emplace_back(info.begin, info.end);
+            tensors_[name] = std::move(info);
         }
         // the data must be covered exactly, without overlaps or holes
         std::sort(ranges.begin(), ranges.end());
@@ -195,6 +205,26 @@ public:
     }
 
 private:
+    std::size_t dtype_size(const std::string& name, const std::string& dtype) const {
+        try {
+            return detail::dtype_size(dtype);
+        } catch (const sda::error& e) {
+            fail("tensor ", name, ": ", e.what());
+        }
+    }
+    /// A JSON array of non-negative integers (nlohmann parses -1 as signed, 2.9 and 2^64 as floats).
+    std::vector<std::size_t> unsigned_list(const nlohmann::json& j, const std::string& name, const char* what) const {
+        fail_unless(j.is_array(), "tensor ", name, ": ", what, " is not an array");
+        std::vector<std::size_t> out;
+        out.reserve(j.size());
+        for (const auto& v : j) {
+            fail_unless(is_whole_nonnegative(v), "tensor ", name, ": ", what, " ", json_excerpt(j),
+                        " must hold non-negative integers");
+            out.push_back(v.get<std::size_t>());
+        }
+        return out;
+    }
+
     template <class... Parts>
     [[noreturn]] void fail(const Parts&... parts) const {
         sda::detail::fail("safetensors: ", path_, ": ", parts...);

@@ -15,6 +15,8 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include "sda/core/memory.hpp"
+
 namespace sda::nn::detail {
 
 /// Runs body(begin, end) over fixed chunks of `chunk` rows of a batch, in parallel.
@@ -31,7 +33,7 @@ void for_chunks(std::size_t batch, std::size_t chunk, Body&& body) {
 template <class T, class Body>
 double accumulate_chunks(std::size_t batch, std::size_t chunk, std::span<T> grad, Body&& body) {
     const std::size_t chunks = (batch + chunk - 1) / chunk;
-    std::vector<std::vector<T>> partial(chunks > 0 ? chunks - 1 : 0);
+    std::vector<AlignedVector<T>> partial(chunks > 0 ? chunks - 1 : 0);
     std::vector<double> losses(chunks, 0.0);
     tbb::parallel_for(std::size_t{0}, chunks, [&](std::size_t c) {
         T* g = grad.data();

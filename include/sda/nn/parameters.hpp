@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sda/core/error.hpp"
+#include "sda/core/memory.hpp"
 #include "sda/core/random.hpp"
 #include "sda/core/shape.hpp"
 
@@ -39,8 +40,8 @@ public:
     std::size_t size() const { return values_.size(); }
     T* data() { return values_.data(); }
     const T* data() const { return values_.data(); }
-    std::vector<T>& values() { return values_; }
-    const std::vector<T>& values() const { return values_; }
+    AlignedVector<T>& values() { return values_; }
+    const AlignedVector<T>& values() const { return values_; }
     const std::vector<ParameterInfo>& infos() const { return infos_; }
 
     /// The entry named `name`; throws `sda::error` if there is none.
@@ -60,7 +61,7 @@ public:
 
 private:
     std::vector<ParameterInfo> infos_;
-    std::vector<T> values_;
+    AlignedVector<T> values_;
 };
 
 }  // namespace sda::nn

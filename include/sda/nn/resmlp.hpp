@@ -20,6 +20,7 @@
 
 #include "sda/core/eigen.hpp"
 #include "sda/core/error.hpp"
+#include "sda/core/memory.hpp"
 #include "sda/nn/activation.hpp"
 #include "sda/nn/layer_norm.hpp"
 #include "sda/nn/linear.hpp"
@@ -47,7 +48,7 @@ public:
         struct Entry {
             RowMatrix<T> projection_input;  // blocks > 0 with a projection
             RowMatrix<T> normed, pre;       // LayerNorm output, pre-activation
-            std::vector<T> rstd;
+            AlignedVector<T> rstd;
         };
         std::vector<Entry> blocks;
         RowMatrix<T> input;  // [X, tail], kept when parameter gradients will be asked for
@@ -142,7 +143,7 @@ public:
             // residual block
             const auto w = static_cast<Eigen::Index>(block.width);
             RowMatrix<T> normed(n, w), pre(n, w);
-            std::vector<T> rstd(static_cast<std::size_t>(n));
+            AlignedVector<T> rstd(static_cast<std::size_t>(n));
             norm_.forward(h, normed, rstd.data());
             block.first.forward(p, normed, pre);
             act.resize(n, w);

@@ -48,6 +48,12 @@ struct ScoreNetConfig {
     }
 
     void validate() const {
+        // bounded before anything else: a configuration read from a file may claim any size
+        const double n = double(element_count_checked(event, "sda::nn::ScoreNetConfig")), w = double(width);
+        require_sane_size("sda::nn::ScoreNetConfig", event,
+                          (n + double(embedding)) * w + 2 * double(depth) * w * w + w * n +
+                              double(embedding_hidden) * (2 * double(frequencies) + double(embedding)));
+        sda::detail::require(depth <= 4096, "sda::nn::ScoreNetConfig: depth ", depth, " is above 4096 blocks");
         sda::detail::require(!event.empty() && element_count(event) > 1, "sda::nn::ScoreNetConfig: event ",
                              format_shape(event), " must hold at least 2 entries");
         sda::detail::require(embedding >= 1 && width >= 2 && frequencies >= 1 && embedding_hidden >= 1,

@@ -13,6 +13,7 @@
 // training gradient) around `UNetCore`.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <vector>
@@ -71,6 +72,16 @@ struct UNetConfig {
 
     void validate() const {
         sda::detail::require(spatial == 1 || spatial == 2, "sda::nn::UNetConfig: spatial must be 1 or 2, not ", spatial);
+        // bounded before anything else: a configuration read from a file may claim any size
+        sda::detail::require(channels.size() <= 16 && kernel <= 63, "sda::nn::UNetConfig: at most 16 levels and "
+                             "kernels up to 63 wide, not ", channels.size(), " levels of kernel ", kernel);
+        double parameters = double(embedding_hidden) * (2 * double(frequencies) + double(embedding));
+        const double taps = spatial == 2 ? double(kernel) * double(kernel) : double(kernel);
+        for (std::size_t l = 0; l < channels.size() && l < blocks.size(); ++l) {
+            const double c = double(channels[l]), previous = l ? double(channels[l - 1]) : c;
+            parameters += (4 * double(blocks[l]) + 4) * taps * c * std::max(c, previous) + double(embedding) * c * 4;
+        }
+        require_sane_size("sda::nn::UNetConfig", event, parameters);
         sda::detail::require(event.size() >= spatial + 1 && element_count(event) > 0, "sda::nn::UNetConfig: event ",
                              format_shape(event), " needs channel and ", spatial, " grid axes");
         sda::detail::require(!channels.empty() && channels.size() == blocks.size(), "sda::nn::UNetConfig: ",

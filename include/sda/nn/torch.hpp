@@ -27,6 +27,7 @@
 
 #include "sda/backend/torch.hpp"
 #include "sda/core/error.hpp"
+#include "sda/io/json.hpp"
 #include "sda/io/safetensors.hpp"
 #include "sda/nn/score_net.hpp"
 #include "sda/nn/score_unet.hpp"
@@ -333,7 +334,7 @@ inline std::vector<float> flatten(const std::vector<torch::Tensor>& tensors) {
 }
 
 /// Copies a flat float32 host array (table order) into the tensors, on their devices.
-inline void unflatten(const std::vector<float>& values, const std::vector<nn::ParameterInfo>& table,
+inline void unflatten(std::span<const float> values, const std::vector<nn::ParameterInfo>& table,
                       std::vector<torch::Tensor> tensors) {
     torch::NoGradGuard no_grad;
     for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -353,11 +354,7 @@ inline std::vector<torch::Tensor> parameter_tensors(const torch::nn::Module& net
 inline nlohmann::json stored_config(const io::SafetensorsFile& file, const std::filesystem::path& path) {
     sda::detail::require(file.metadata().count("sda.config") != 0, "checkpoint ", path.string(),
                          " records no architecture (metadata sda.config)");
-    try {
-        return nlohmann::json::parse(file.metadata("sda.config"));
-    } catch (const nlohmann::json::exception& e) {
-        sda::detail::fail("checkpoint ", path.string(), ": sda.config is not valid JSON: ", e.what());
-    }
+    return io::parse_json(file.metadata("sda.config"), "checkpoint " + path.string() + ": sda.config");
 }
 
 }  // namespace detail
@@ -546,7 +543,7 @@ public:
             detail::unflatten(reader.read_all<float>("", table_), table_, ema_);
         }
         if (resume.steps == 0) return resume;  // torch's AdamW starts from no state
-        const std::vector<float> m = reader.read_all<float>("optimizer.exp_avg.", table_),
+        const AlignedVector<float> m = reader.read_all<float>("optimizer.exp_avg.", table_),
                                  v = reader.read_all<float>("optimizer.exp_avg_sq.", table_);
         for (std::size_t i = 0; i < params.size(); ++i) {
             auto s = std::make_unique<torch::optim::AdamWParamState>();

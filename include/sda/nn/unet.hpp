@@ -22,6 +22,7 @@
 
 #include "sda/core/eigen.hpp"
 #include "sda/core/error.hpp"
+#include "sda/core/memory.hpp"
 #include "sda/nn/activation.hpp"
 #include "sda/nn/conv.hpp"
 #include "sda/nn/layer_norm.hpp"
@@ -53,12 +54,12 @@ public:
     struct Cache {
         struct BlockEntry {
             RowMatrix<T> normed, pre;  // LayerNorm output, first convolution's output
-            std::vector<T> rstd;
+            AlignedVector<T> rstd;
         };
         struct LevelEntry {
             RowMatrix<T> head_input;   // level 0: only when parameter gradients will be asked for
             RowMatrix<T> tail_input;   // level 0: input of the last convolution; else the tail's LayerNorm output
-            std::vector<T> tail_rstd;
+            AlignedVector<T> tail_rstd;
             std::vector<BlockEntry> down, up;
         };
         std::vector<LevelEntry> levels;
@@ -186,7 +187,7 @@ public:
                 break;
             }
             const Grid above = levels_[l - 1].grid;
-            std::vector<T> rstd(static_cast<std::size_t>(h.rows()));
+            AlignedVector<T> rstd(static_cast<std::size_t>(h.rows()));
             norm_.forward(h, h, rstd.data());
             RowMatrix<T> up(static_cast<Eigen::Index>(n * above.pixels()), h.cols());
             upsample<T>(h, n, level.grid, spatial_, up);
@@ -264,7 +265,7 @@ private:
         RowMatrix<T> normed = h;
         for (Eigen::Index b = 0; b < static_cast<Eigen::Index>(n); ++b)
             normed.middleRows(b * px, px).rowwise() += shift.row(M.rows() == 1 ? 0 : b);
-        std::vector<T> rstd(static_cast<std::size_t>(h.rows()));
+        AlignedVector<T> rstd(static_cast<std::size_t>(h.rows()));
         norm_.forward(normed, normed, rstd.data());
         RowMatrix<T> pre(h.rows(), c), act(h.rows(), c);
         block.first.forward(p, normed, n, grid, pre);

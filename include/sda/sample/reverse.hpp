@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "sda/core/error.hpp"
 #include "sda/core/shape.hpp"
@@ -18,14 +20,38 @@
 
 namespace sda {
 
-/// A callback that does nothing; any type with `on_step(k, steps, t)` may replace it.
+/// A callback that does nothing; any type with `on_step(k, steps, t)` may replace it, and
+/// one with `on_nonfinite(k, t, samples)` hears of samples that became NaN or infinite.
 struct NoCallback {};
+
+/// What a sampler does when a sample becomes NaN or infinite (a diverging guidance, a
+/// step too large for the model): `fail` throws `sda::error` naming the samples, the step
+/// and t (the default); `report` lets the other samples finish and tells the callback's
+/// `on_nonfinite(k, t, samples)` once per sample, at the step it went bad.
+enum class NonFinite { fail, report };
+
+namespace detail {
+
+/// The samples of `x` with a NaN or infinite entry (all of them when the backend cannot say which).
+template <class B, class X>
+std::vector<std::size_t> non_finite_samples(const B& backend, const X& x) {
+    if constexpr (requires { backend.non_finite_samples(x); }) {
+        return backend.non_finite_samples(x);
+    } else {
+        std::vector<std::size_t> all(backend.shape(x)[0]);
+        for (std::size_t b = 0; b < all.size(); ++b) all[b] = b;
+        return all;
+    }
+}
+
+}  // namespace detail
 
 template <class P, class C = correctors::None>
 struct ReverseDiffusion {
     std::size_t steps = 256;  ///< number of predictor steps from t = 1 to 0
     P predictor{};
     C corrector{};
+    NonFinite nonfinite = NonFinite::fail;  ///< when a sample becomes NaN or infinite
 
     void validate() const {
         detail::require(steps >= 1, "sda::ReverseDiffusion: steps must be >= 1, got ", steps);
@@ -33,7 +59,9 @@ struct ReverseDiffusion {
         if constexpr (requires { corrector.validate(); }) corrector.validate();
     }
 
-    /// Integrates x(1) -> x(0). `callback.on_step(k, steps, t)` runs after step k (1-based) when present.
+    /// Integrates x(1) -> x(0). `callback.on_step(k, steps, t)` runs after step k (1-based) when
+    /// present. `x` must be finite; after every step the samples are checked for NaN and Inf
+    /// (one pass over x; on a device, one small copy to the host) and handled by `nonfinite`.
     template <EpsModel M, class Callback = NoCallback>
         requires Predictor<P, M> && Corrector<C, M>
     tensor_t<M> run(const M& model, tensor_t<M> x, Generator& gen, Callback&& callback = {}) const {
@@ -42,14 +70,38 @@ struct ReverseDiffusion {
         detail::require(shape.size() == model.event_shape().size() + 1 && event_shape_of(shape) == Shape(model.event_shape()),
                         "sda::ReverseDiffusion: x has shape ", format_shape(shape), ", the model's events are ",
                         format_shape(model.event_shape()));
+        const auto be = model.backend();
+        if (!be.all_finite(x))
+            report_nonfinite(be, x, 0, 1.0, "the initial state x(1) has NaN or infinite entries in sample(s) ");
+        std::vector<bool> reported(shape[0], false);
         for (std::size_t k = 0; k < steps; ++k) {
             const double t = 1.0 - static_cast<double>(k) / static_cast<double>(steps);
             const double s = 1.0 - static_cast<double>(k + 1) / static_cast<double>(steps);
             x = predictor.step(model, x, t, s, gen);
             x = corrector.correct(model, std::move(x), s, gen);
+            if (!be.all_finite(x)) {
+                if (nonfinite == NonFinite::fail) report_nonfinite(be, x, k + 1, s, "sample(s) ");
+                std::vector<std::size_t> fresh;
+                for (std::size_t b : detail::non_finite_samples(be, x))
+                    if (!reported[b]) reported[b] = true, fresh.push_back(b);
+                if constexpr (requires { callback.on_nonfinite(k + 1, s, fresh); })
+                    if (!fresh.empty()) callback.on_nonfinite(k + 1, s, fresh);
+            }
             if constexpr (requires { callback.on_step(k + 1, steps, s); }) callback.on_step(k + 1, steps, s);
         }
         return x;
+    }
+
+private:
+    template <class B, class X>
+    [[noreturn]] void report_nonfinite(const B& be, const X& x, std::size_t k, double t, const char* what) const {
+        const std::vector<std::size_t> bad = detail::non_finite_samples(be, x);
+        std::string list;
+        for (std::size_t i = 0; i < bad.size() && i < 8; ++i) list += (i ? ", " : "") + std::to_string(bad[i]);
+        if (bad.size() > 8) list += " and " + std::to_string(bad.size() - 8) + " more";
+        if (k == 0) detail::fail("sda::ReverseDiffusion: ", what, list);
+        detail::fail("sda::ReverseDiffusion: ", what, list, " of ", be.shape(x)[0], " became NaN or infinite at step ", k,
+                     " of ", steps, " (t = ", t, "); set nonfinite = sda::NonFinite::report to let the others finish");
     }
 };
 

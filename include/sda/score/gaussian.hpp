@@ -83,6 +83,7 @@ public:
 private:
     tensor_type apply(const tensor_type& x, double t, bool shift) const {
         detail::check_batch(x, event_, "sda::GaussianScore: input");
+        detail::check_time(t, "sda::GaussianScore");
         const double mu = schedule_.mu(t), sigma = schedule_.sigma(t);
         const Eigen::Matrix<T, 1, Eigen::Dynamic> gain =
             (sigma / (mu * mu * lambda_.array() + sigma * sigma)).matrix().transpose().template cast<T>();

@@ -22,6 +22,7 @@
 
 #include "sda/core/check.hpp"
 #include "sda/core/error.hpp"
+#include "sda/core/memory.hpp"
 
 namespace sda::train {
 
@@ -50,10 +51,10 @@ public:
 
     const AdamWOptions& options() const { return options_; }
     std::uint64_t steps() const { return steps_; }
-    std::vector<T>& exp_avg() { return exp_avg_; }
-    std::vector<T>& exp_avg_sq() { return exp_avg_sq_; }
-    const std::vector<T>& exp_avg() const { return exp_avg_; }
-    const std::vector<T>& exp_avg_sq() const { return exp_avg_sq_; }
+    AlignedVector<T>& exp_avg() { return exp_avg_; }
+    AlignedVector<T>& exp_avg_sq() { return exp_avg_sq_; }
+    const AlignedVector<T>& exp_avg() const { return exp_avg_; }
+    const AlignedVector<T>& exp_avg_sq() const { return exp_avg_sq_; }
     void set_steps(std::uint64_t steps) { steps_ = steps; }
 
     /// One update of `params` with `grad`, at learning rate `lr` (the scheduled one).
@@ -82,7 +83,7 @@ public:
 
 private:
     AdamWOptions options_;
-    std::vector<T> exp_avg_, exp_avg_sq_;
+    AlignedVector<T> exp_avg_, exp_avg_sq_;
     std::uint64_t steps_ = 0;
 };
 

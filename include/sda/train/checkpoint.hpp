@@ -12,19 +12,25 @@
 // that an interrupted training resumes exactly. A weights-only file (no
 // optimiser) is what PyTorch needs. Reading checks the architecture and the
 // schedule when the file records them: a network is never silently loaded into
-// another architecture or sampled with another schedule.
+// another architecture or sampled with another schedule. Metadata is untrusted
+// input: JSON of bounded depth, integers that are non-negative and whole (an
+// epoch of "-1" is an error, not 2^64 - 1), a history that matches the epoch,
+// finite weights and moments; anything else is an `sda::error` naming the file.
 #pragma once
 
+#include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <span>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "sda/core/error.hpp"
+#include "sda/core/memory.hpp"
+#include "sda/io/json.hpp"
 #include "sda/io/safetensors.hpp"
 #include "sda/nn/concepts.hpp"
 #include "sda/nn/parameters.hpp"
@@ -71,12 +77,41 @@ inline nlohmann::json history_to_json(const std::vector<EpochStats>& history) {
     return out;
 }
 
-inline std::vector<EpochStats> history_from_json(const nlohmann::json& j) {
+/// `j[key]` as a non-negative integer; `what` names the file and the metadata entry.
+inline std::uint64_t unsigned_field(const nlohmann::json& j, const char* key, const std::string& what) {
+    sda::detail::require(j.is_object() && j.contains(key) && io::is_whole_nonnegative(j[key]), what, ": \"", key,
+                         "\" must be a non-negative integer, in ", io::json_excerpt(j));
+    return j[key].get<std::uint64_t>();
+}
+
+/// `j[key]` as a finite number.
+inline double number_field(const nlohmann::json& j, const char* key, const std::string& what) {
+    sda::detail::require(j.is_object() && j.contains(key) && j[key].is_number() && std::isfinite(j[key].get<double>()),
+                         what, ": \"", key, "\" must be a finite number, in ", io::json_excerpt(j));
+    return j[key].get<double>();
+}
+
+/// The epochs 1, 2, ... in order, as written by `history_to_json`.
+inline std::vector<EpochStats> history_from_json(const nlohmann::json& j, const std::string& what) {
+    sda::detail::require(j.is_array(), what, ": the history is not an array");
     std::vector<EpochStats> out;
-    for (const auto& e : j)
-        out.push_back({e.at("epoch").get<std::size_t>(), e.at("train").get<double>(), e.at("valid").get<double>(),
-                       e.at("lr").get<double>(), e.at("seconds").get<double>()});
+    for (const auto& e : j) {
+        out.push_back({unsigned_field(e, "epoch", what), number_field(e, "train", what), number_field(e, "valid", what),
+                       number_field(e, "lr", what), number_field(e, "seconds", what)});
+        sda::detail::require(out.back().epoch == out.size(), what, ": the history's entry ", out.size(),
+                             " is for epoch ", out.back().epoch);
+    }
     return out;
+}
+
+/// A whole decimal number without sign, space or anything after it, that fits in 64 bits.
+inline std::uint64_t parse_count(const std::string& text, const std::string& what) {
+    std::uint64_t value = 0;
+    const char* end = text.data() + text.size();
+    const auto [stop, error] = std::from_chars(text.data(), end, value);
+    sda::detail::require(!text.empty() && error == std::errc{} && stop == end, what, ": \"", text.substr(0, 40),
+                         "\" is not a non-negative whole number below 2^64");
+    return value;
 }
 
 template <class T>
@@ -137,18 +172,13 @@ public:
     CheckpointReader(const std::filesystem::path& path, const nlohmann::json& config, const std::string& schedule)
         : path_(path), file_(path) {
         if (file_.metadata().count("sda.config")) {
-            nlohmann::json stored;
-            try {
-                stored = nlohmann::json::parse(file_.metadata("sda.config"));
-            } catch (const nlohmann::json::exception& e) {
-                sda::detail::fail("checkpoint ", path_.string(), ": sda.config is not valid JSON: ", e.what());
-            }
+            const nlohmann::json stored = io::parse_json(file_.metadata("sda.config"), where("sda.config"));
             // files written before configurations recorded their kind (sda 0.1) compare without it:
             // the model being loaded names the architecture, so nothing is guessed
             nlohmann::json expected = config;
             if (stored.is_object() && !stored.contains("kind") && expected.is_object()) expected.erase("kind");
             sda::detail::require(stored == expected, "checkpoint ", path_.string(), " was written for the architecture ",
-                                 stored.dump(), ", not ", config.dump());
+                                 io::json_excerpt(stored), ", not ", io::json_excerpt(config));
         }
         if (file_.metadata().count("sda.schedule")) {
             const std::string& stored = file_.metadata("sda.schedule");
@@ -161,22 +191,22 @@ public:
     const std::filesystem::path& path() const { return path_; }
     bool contains(const std::string& name) const { return file_.contains(name); }
 
-    /// The values of tensor `name` of shape `shape`, stored as F32 or F64, as T.
+    /// The values of tensor `name` of shape `shape`, stored as F32 or F64, as T; throws
+    /// `sda::error` when one is NaN or infinite (weights and moments must be finite).
     template <class T>
     std::vector<T> read(const std::string& name, const Shape& shape) const {
-        const auto it = file_.tensors().find(name);
-        if (it != file_.tensors().end() && it->second.dtype != io::detail::dtype_of<T>()) {
-            if (it->second.dtype == "F64") return convert<T>(file_.read<double>(name, shape));
-            if (it->second.dtype == "F32") return convert<T>(file_.read<float>(name, shape));
-        }
-        return file_.read<T>(name, shape);
+        std::vector<T> values = read_as<T>(name, shape);
+        for (std::size_t i = 0; i < values.size(); ++i)
+            sda::detail::require(std::isfinite(values[i]), "checkpoint ", path_.string(), ": tensor ", name, " holds ",
+                                 values[i], " at flat index ", i);
+        return values;
     }
     /// The tensors "<prefix><parameter>" of every parameter, flat in the layout of `parameters`.
     template <class T>
-    std::vector<T> read_all(const std::string& prefix, const std::vector<nn::ParameterInfo>& parameters) const {
+    AlignedVector<T> read_all(const std::string& prefix, const std::vector<nn::ParameterInfo>& parameters) const {
         std::size_t total = 0;
         for (const auto& info : parameters) total = std::max(total, info.offset + info.size);
-        std::vector<T> out(total);
+        AlignedVector<T> out(total);
         for (const auto& info : parameters) {
             const std::vector<T> values = read<T>(prefix + info.name, info.shape);
             std::copy(values.begin(), values.end(), out.begin() + static_cast<std::ptrdiff_t>(info.offset));
@@ -195,24 +225,38 @@ public:
     };
     Resume resume() const {
         sda::detail::require(resumable(), "checkpoint ", path_.string(), " holds weights only, no training state");
-        try {
-            Resume out;
-            const auto o = nlohmann::json::parse(file_.metadata("sda.optimizer"));
-            out.steps = o.at("steps").get<std::uint64_t>();
-            out.ema_decay = o.value("ema_decay", 0.0);
-            out.state.epoch = std::stoull(file_.metadata("sda.epoch"));
-            const auto g = nlohmann::json::parse(file_.metadata("sda.generator"));
-            out.state.seed = g.at("seed").get<std::uint64_t>(), out.state.draws = g.at("draws").get<std::uint64_t>();
-            out.state.history = detail::history_from_json(nlohmann::json::parse(file_.metadata("sda.history")));
-            return out;
-        } catch (const nlohmann::json::exception& e) {
-            sda::detail::fail("checkpoint ", path_.string(), ": malformed training state: ", e.what());
-        } catch (const std::logic_error& e) {
-            sda::detail::fail("checkpoint ", path_.string(), ": malformed epoch: ", e.what());
-        }
+        Resume out;
+        const std::string optimizer = where("sda.optimizer");
+        const auto o = io::parse_json(file_.metadata("sda.optimizer"), optimizer);
+        out.steps = detail::unsigned_field(o, "steps", optimizer);
+        out.ema_decay = o.contains("ema_decay") ? detail::number_field(o, "ema_decay", optimizer) : 0.0;
+        sda::detail::require(out.ema_decay >= 0 && out.ema_decay < 1, optimizer, ": ema_decay ", out.ema_decay,
+                             " is outside [0, 1)");
+        out.state.epoch = detail::parse_count(file_.metadata("sda.epoch"), where("sda.epoch"));
+        const std::string generator = where("sda.generator");
+        const auto g = io::parse_json(file_.metadata("sda.generator"), generator);
+        out.state.seed = detail::unsigned_field(g, "seed", generator);
+        out.state.draws = detail::unsigned_field(g, "draws", generator);
+        const std::string history = where("sda.history");
+        out.state.history = detail::history_from_json(io::parse_json(file_.metadata("sda.history"), history), history);
+        sda::detail::require(out.state.history.size() == out.state.epoch, where("sda.epoch"), ": epoch ",
+                             out.state.epoch, " but the history holds ", out.state.history.size(), " epochs");
+        return out;
     }
 
 private:
+    template <class T>
+    std::vector<T> read_as(const std::string& name, const Shape& shape) const {
+        const auto it = file_.tensors().find(name);
+        if (it != file_.tensors().end() && it->second.dtype != io::detail::dtype_of<T>()) {
+            if (it->second.dtype == "F64") return convert<T>(file_.read<double>(name, shape));
+            if (it->second.dtype == "F32") return convert<T>(file_.read<float>(name, shape));
+        }
+        return file_.read<T>(name, shape);
+    }
+
+    std::string where(const char* key) const { return "checkpoint " + path_.string() + ": " + key; }
+
     template <class T, class U>
     static std::vector<T> convert(const std::vector<U>& values) {
         return {values.begin(), values.end()};

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +33,7 @@
 #include <Eigen/Core>
 
 #include "sda/core/error.hpp"
+#include "sda/core/memory.hpp"
 #include "sda/core/random.hpp"
 #include "sda/nn/concepts.hpp"
 #include "sda/schedule/concepts.hpp"
@@ -143,8 +145,13 @@ public:
     void begin_epoch() { loss_sum_ = 0; }
     void step(const Tensor<scalar_type>& x, Generator& gen, double lr, double clip) {
         std::fill(grad_.begin(), grad_.end(), scalar_type(0));
-        loss_sum_ += denoising_loss_gradient(*model_, x, gen, std::span<scalar_type>(grad_));
-        if (clip > 0) clip_grad_norm(std::span<scalar_type>(grad_), clip);
+        const double loss = denoising_loss_gradient(*model_, x, gen, std::span<scalar_type>(grad_));
+        // a non-finite loss or gradient would make every weight NaN: stop before the update
+        const double norm = clip > 0 ? clip_grad_norm(std::span<scalar_type>(grad_), clip) : gradient_norm();
+        sda::detail::require(std::isfinite(loss) && std::isfinite(norm), "sda::train::fit: step ",
+                             optimizer_.steps() + 1, " gave a non-finite loss (", loss, ") or gradient norm (", norm,
+                             "); the weights are left as they were (lower the learning rate, or clip)");
+        loss_sum_ += loss;
         optimizer_.step(std::span<scalar_type>(model_->parameters().values()), std::span<const scalar_type>(grad_), lr);
     }
     double loss_sum() const { return loss_sum_; }
@@ -161,7 +168,7 @@ public:
               static_cast<scalar_type>(1.0 - decay) * Eigen::Map<const Array>(w.data(), static_cast<Eigen::Index>(w.size()));
     }
     /// The EMA weights (empty before `reset_ema`).
-    const std::vector<scalar_type>& ema() const { return ema_; }
+    const AlignedVector<scalar_type>& ema() const { return ema_; }
 
     void save(const std::filesystem::path& path, double ema_decay, const TrainingState& state) const {
         const auto& params = model_->parameters();
@@ -190,9 +197,15 @@ public:
     void finish() {}
 
 private:
+    double gradient_norm() const {
+        double squares = 0;
+        for (scalar_type g : grad_) squares += double(g) * double(g);
+        return std::sqrt(squares);
+    }
+
     M* model_;
     AdamW<scalar_type> optimizer_;
-    std::vector<scalar_type> grad_, ema_;
+    AlignedVector<scalar_type> grad_, ema_;
     double loss_sum_ = 0;
 };
 
@@ -257,6 +270,11 @@ FitResult fit(E& engine, const WindowDataset<typename E::scalar_type>& train,
             valid_sum += engine.validation_loss(x, valid_noise) * double(end - begin);
         }
         const EpochStats stats{epoch + 1, engine.loss_sum() / double(batches), valid_sum / double(valid_count), lr, seconds()};
+        // engines that do not check every step (on a device that would wait for it) are caught
+        // here, before the checkpoint: the file on disk stays the last finite epoch
+        sda::detail::require(std::isfinite(stats.train_loss) && std::isfinite(stats.valid_loss), "sda::train::fit: epoch ",
+                             epoch + 1, " ended with a non-finite loss (training ", stats.train_loss, ", validation ",
+                             stats.valid_loss, "); the checkpoint keeps epoch ", epoch);
         state.history.push_back(stats);
         state.epoch = epoch + 1, state.draws = gen.draws();
         if (!options.checkpoint.empty()) engine.save(options.checkpoint, options.ema_decay, state);

@@ -3,6 +3,7 @@
 // batch is asked for), shuffled per epoch with the explicit generator.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -46,6 +47,11 @@ public:
                         " does not fit trajectories of ", shape[1], " states");
         trajectories_ = shape[0], length_ = shape[1];
         state_ = data_->size() / (trajectories_ * length_);
+        // NaN in the data turned every weight of a trained network into NaN, silently
+        const std::size_t per = length_ * state_;
+        for (std::size_t i = 0; i < data_->size(); ++i)
+            sda::detail::require(std::isfinite(data_->data()[i]), "sda::train::WindowDataset: trajectory ", i / per,
+                                 " has a non-finite value (", data_->data()[i], ") at state ", (i % per) / state_);
         per_trajectory_ = length_ - window_ + 1;
         event_ = shape;
         event_.erase(event_.begin());
