@@ -30,6 +30,8 @@ SDA_PACKAGES_PLOT_KOLMOGOROV=(python3-h5py)
 # python3 runs tests/setup's package check; python3-torch the PyTorch interop test;
 # libtorch-dev (a CPU build of libtorch) the torch adapter (sda::torch), built and tested
 SDA_PACKAGES_TEST=(doctest-dev libboost-dev libbenchmark-dev python3 python3-torch libtorch-dev)
+# scripts/fuzz only: clang with libFuzzer and the sanitizers' runtime
+SDA_PACKAGES_FUZZ=(clang libclang-rt-14-dev)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
