@@ -19,6 +19,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -473,6 +474,23 @@ TEST_CASE("torch networks: weights written by libtorch load into the CPU network
     std::ofstream(scratch("truncated.safetensors"), std::ios::binary) << "\x10\0\0\0\0\0\0\0{\"a\":";
     CHECK_THROWS_AS(sda::torch_nn::load(scratch("truncated.safetensors"), sda::VPCosine{}), sda::error);
     CHECK_THROWS_AS(sda::torch_nn::load(scratch("nothing.safetensors"), sda::VPCosine{}), sda::error);
+    // the architecture is read from the file: a configuration nested 100,000 levels deep, or one
+    // declaring a width of 2^40, is refused before anything is built
+    const auto with_config = [&](const std::string& name, const std::string& stored) {
+        sda::io::SafetensorsWriter writer;
+        const std::vector<float> w(4, 0.f);
+        writer.add<float>("w", w, {4});
+        writer.metadata("sda.config", stored);
+        writer.write(scratch(name));
+        return scratch(name);
+    };
+    CHECK_THROWS_WITH_AS(sda::torch_nn::load(with_config("deep.safetensors", std::string(100000, '[') + std::string(100000, ']')),
+                                             sda::VPCosine{}),
+                         doctest::Contains("nests deeper than 64 levels"), sda::error);
+    nlohmann::json wide = sda::nn::ScoreNetConfig{.event = {5, 3}}.to_json();
+    wide["width"] = std::uint64_t(1) << 40;
+    CHECK_THROWS_WITH_AS(sda::torch_nn::load(with_config("wide.safetensors", wide.dump()), sda::VPCosine{}),
+                         doctest::Contains("\"width\" must be a whole number from 0 to 2^24"), sda::error);
 }
 
 TEST_CASE("torch model: networks exported from PyTorch as TorchScript give the CPU networks' eps and VJP") {
