@@ -65,8 +65,9 @@ inline constexpr bool is_vector<std::vector<E, A>> = true;
 template <class Member>
 void read_field(const nlohmann::json& j, Member& value, const char* who, const char* name) {
     const auto require = [&](bool ok, const char* expected) {
-        sda::detail::require(ok, who, ": the configuration's \"", name, "\" must be ", expected, ", not ",
-                             j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(0, 80));
+        if (!ok)  // printed only on failure: a context list may hold 2^24 numbers
+            sda::detail::fail(who, ": the configuration's \"", name, "\" must be ", expected, ", not ",
+                              j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(0, 80));
     };
     if constexpr (std::is_same_v<Member, bool>) {
         require(j.is_boolean(), "true or false");
