@@ -309,6 +309,16 @@ void write_h5(const fs::path& path, const char* name, hid_t file_type, const std
     if (data) REQUIRE(H5Dwrite(dataset.get(), memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
 }
 
+/// What `read_trajectories(path)` throws, or "no error".
+std::string error_of(const fs::path& path) {
+    try {
+        sda::io::read_trajectories(path);
+    } catch (const sda::error& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
 }  // namespace
 
 TEST_CASE("hdf5: trajectories of 2-D fields round trip, and files of any rank from 2 read") {
@@ -338,14 +348,6 @@ TEST_CASE("hdf5: trajectories of 2-D fields round trip, and files of any rank fr
 }
 
 TEST_CASE("hdf5: a dataset x that is missing, not floating point, of rank below 2 or too large is refused") {
-    auto error_of = [](const fs::path& path) -> std::string {
-        try {
-            sda::io::read_trajectories(path);
-        } catch (const sda::error& e) {
-            return e.what();
-        }
-        return "no error";
-    };
     const std::vector<float> floats(64, 1.f);
     const std::vector<int> ints(64, 1);
 
@@ -372,14 +374,6 @@ TEST_CASE("hdf5: a dataset x that is missing, not floating point, of rank below 
 }
 
 TEST_CASE("hdf5: declared extents must be backed by data in the file, and nothing is allocated before that is known") {
-    auto error_of = [](const fs::path& path) -> std::string {
-        try {
-            sda::io::read_trajectories(path);
-        } catch (const sda::error& e) {
-            return e.what();
-        }
-        return "no error";
-    };
     // a small file with unwritten chunks that declares [262144, 256, 4] (1 GiB) was read into a
     // 1 GiB tensor of fill values
     write_h5(scratch("unwritten.h5"), "x", H5T_IEEE_F32LE, {262144, 256, 4});

@@ -12,7 +12,6 @@
 //       first difference and exits 1
 #include <csignal>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>

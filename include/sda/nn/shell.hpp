@@ -263,7 +263,8 @@ private:
     }
     /// The time embeddings of a chunk's samples, one row each.
     RowMatrix<scalar_type> embed(std::span<const double> t, typename TimeEmbedding<scalar_type>::Cache* cache) const {
-        for (double time : t) sda::detail::check_time(time, std::string("sda::nn::") + Core::name);
+        static const std::string who = std::string("sda::nn::") + Core::name;  // built once, not per call
+        for (double time : t) sda::detail::check_time(time, who);
         RowMatrix<scalar_type> m(static_cast<Eigen::Index>(t.size()), static_cast<Eigen::Index>(config_.embedding));
         embedding_.forward(params_.data(), t, m, cache);
         return m;

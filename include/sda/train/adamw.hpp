@@ -87,14 +87,20 @@ private:
     std::uint64_t steps_ = 0;
 };
 
+/// The 2-norm of `grad`, summed in double.
+template <class T>
+double gradient_norm(std::span<const T> grad) {
+    double squares = 0;
+    for (T value : grad) squares += double(value) * double(value);
+    return std::sqrt(squares);
+}
+
 /// torch.nn.utils.clip_grad_norm_: scales `grad` so its 2-norm is at most
 /// `max_norm` (coefficient max_norm / (norm + 1e-6)); returns the norm before.
 template <class T>
 double clip_grad_norm(std::span<T> grad, double max_norm) {
     sda::detail::check_positive(max_norm, "sda::train::clip_grad_norm: max_norm");
-    double squares = 0;
-    for (T value : grad) squares += double(value) * double(value);
-    const double norm = std::sqrt(squares), coefficient = max_norm / (norm + 1e-6);
+    const double norm = gradient_norm(std::span<const T>(grad)), coefficient = max_norm / (norm + 1e-6);
     if (coefficient < 1.0)
         for (T& value : grad) value = static_cast<T>(value * coefficient);
     return norm;

@@ -147,7 +147,8 @@ public:
         std::fill(grad_.begin(), grad_.end(), scalar_type(0));
         const double loss = denoising_loss_gradient(*model_, x, gen, std::span<scalar_type>(grad_));
         // a non-finite loss or gradient would make every weight NaN: stop before the update
-        const double norm = clip > 0 ? clip_grad_norm(std::span<scalar_type>(grad_), clip) : gradient_norm();
+        const double norm = clip > 0 ? clip_grad_norm(std::span<scalar_type>(grad_), clip)
+                                     : gradient_norm(std::span<const scalar_type>(grad_));
         sda::detail::require(std::isfinite(loss) && std::isfinite(norm), "sda::train::fit: step ",
                              optimizer_.steps() + 1, " gave a non-finite loss (", loss, ") or gradient norm (", norm,
                              "); the weights are left as they were (lower the learning rate, or clip)");
@@ -197,12 +198,6 @@ public:
     void finish() {}
 
 private:
-    double gradient_norm() const {
-        double squares = 0;
-        for (scalar_type g : grad_) squares += double(g) * double(g);
-        return std::sqrt(squares);
-    }
-
     M* model_;
     AdamW<scalar_type> optimizer_;
     AlignedVector<scalar_type> grad_, ema_;
