@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <system_error>
 
 #include <unistd.h>
 
@@ -19,10 +20,16 @@
 
 namespace sda::fuzz {
 
-/// A file of this process's own, rewritten for every input.
+/// A file of this process's own, rewritten for every input and removed when the run ends.
 inline const std::filesystem::path& scratch_file(const char* suffix) {
-    static const std::filesystem::path path =
-        std::filesystem::temp_directory_path() / ("sda_fuzz_" + std::to_string(::getpid()) + suffix);
+    static const std::filesystem::path path = [&] {
+        auto p = std::filesystem::temp_directory_path() / ("sda_fuzz_" + std::to_string(::getpid()) + suffix);
+        std::atexit([] {
+            std::error_code ignored;
+            std::filesystem::remove(scratch_file(""), ignored);
+        });
+        return p;
+    }();
     return path;
 }
 
