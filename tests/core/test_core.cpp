@@ -135,6 +135,7 @@ TEST_CASE("cpu backend: element-wise and per-sample operations") {
     CHECK(Backend::dot(x, x) == Tensor<double>{5, 50});
     CHECK(xt::allclose(Backend::mean_square(x), Tensor<double>{5.0 / 3.0, 50.0 / 3.0}));
     CHECK(Backend::safe_div(Tensor<double>{1, 2}, Tensor<double>{0, 4}) == Tensor<double>{0, 0.5});
+    CHECK(Backend::positive(Tensor<double>{-1, 0, 2e-300, std::nan(""), INFINITY}) == Tensor<double>{0, 0, 1, 0, 1});
     CHECK(Backend::fill_like(x, 3.0) == 3.0 * y);
     // broadcasting of one observation against a batch
     CHECK(Backend::sub(Tensor<double>{1, 1, 1}, x) == Tensor<double>{{1, 0, -1}, {-2, -3, -4}});

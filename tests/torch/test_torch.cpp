@@ -159,6 +159,7 @@ TEST_CASE("torch backend: the algebra equals CpuBackend's") {
     Tensor<double> z = y;
     z(0, 0, 0) = 0, z(2, 3, 1) = 0;
     CHECK(relative_error(be.safe_div(tx, sda::to_torch(z, be)), cpu.safe_div(x, z)) < 1e-15);
+    CHECK(relative_error(be.positive(be.sub(tx, ty)), cpu.positive(cpu.sub(x, y))) == 0);
     CHECK(be.min(tx) == cpu.min(x));
     CHECK(be.all_finite(tx));
     torch::Tensor bad = tx.clone();

@@ -42,6 +42,7 @@ concept Backend = std::copyable<B> && requires { typename B::tensor_type; typena
         { be.div(x, y) } -> std::same_as<typename B::tensor_type>;
         { be.safe_div(x, y) } -> std::same_as<typename B::tensor_type>;     // x / y, 0 where y == 0
         { be.sqrt(x) } -> std::same_as<typename B::tensor_type>;
+        { be.positive(x) } -> std::same_as<typename B::tensor_type>;        // 1 where x > 0, else 0 (NaN: 0)
         // --- per sample: v is [B], x is [B, ...] ---------------------------------------------
         { be.scale_rows(x, y) } -> std::same_as<typename B::tensor_type>;   // v[b] * x[b, ...]
         { be.dot(x, y) } -> std::same_as<typename B::tensor_type>;          // [B]: sum over the event of x y

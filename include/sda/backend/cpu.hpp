@@ -82,6 +82,7 @@ struct CpuBackend {
         return xt::where(xt::equal(y, T(0)), T(0), x / y);
     }
     static tensor_type sqrt(const tensor_type& x) { return xt::sqrt(x); }
+    static tensor_type positive(const tensor_type& x) { return xt::where(x > T(0), T(1), T(0)); }
 
     // --- per sample -----------------------------------------------------------
     static tensor_type scale_rows(const tensor_type& v, const tensor_type& x) {

@@ -122,6 +122,7 @@ struct TorchBackend {
         return torch::where(y == 0, torch::zeros_like(x), x / y);
     }
     torch::Tensor sqrt(const torch::Tensor& x) const { return torch::sqrt(x); }
+    torch::Tensor positive(const torch::Tensor& x) const { return (x > 0).to(x.scalar_type()); }
 
     // --- per sample ---------------------------------------------------------------
     torch::Tensor scale_rows(const torch::Tensor& v, const torch::Tensor& x) const {
