@@ -16,7 +16,9 @@
 //    corrections, tau 0.25), for every (scenario, K, C, method) of the sweep.
 //    Metrics against the particle smoother: W1 over whole trajectories (exact
 //    assignment) and relative to the floor, MMD, RMSE of the mean and CRPS
-//    against the truth, spread/skill, log-prior, observation log-likelihood.
+//    against the truth, spread/skill, log-prior, observation log-likelihood,
+//    over the healthy samples: those that became non-finite or left 10 standard
+//    deviations of the data are counted ("bad") and left out.
 //
 // Writes DIR/results.csv, DIR/trajectories.csv, DIR/observations.csv;
 // examples/plot_lorenz63.py draws DIR/lorenz63_*.png. `--full` runs the
@@ -44,6 +46,7 @@
 #include "sda/io/progress.hpp"
 #include "sda/metrics/assignment.hpp"
 #include "sda/metrics/ensemble.hpp"
+#include "sda/metrics/health.hpp"
 #include "sda/metrics/likelihood.hpp"
 #include "sda/metrics/mmd.hpp"
 #include "sda/nn/score_net.hpp"
@@ -71,7 +74,7 @@ struct Options {
     std::vector<std::string> methods{"sda"};
     std::vector<std::string> scenarios{"lo", "hi"};
     std::size_t epochs = 16, epoch_size = 65536, samples = 64, steps = 256, particles = 16384, trajectory = 0;
-    double gamma = 3e-2, zeta = 1.0;
+    double gamma = 3e-2, zeta = 1.0, mmps_gamma = 0.0;
     std::size_t cg = 1;
     std::uint64_t seed = 42;
     bool full = false, quiet = false;
@@ -90,6 +93,7 @@ struct Scenario {
 
 struct Metrics {
     double w1, w1_relative, mmd, rmse, crps, spread_skill, log_prior, log_likelihood;
+    std::size_t bad = 0;  // samples left out: non-finite, or beyond 10 standard deviations of the data
 };
 
 Tensor<double> to_double(const Tensor<float>& x) { return xt::cast<double>(x); }
@@ -123,6 +127,7 @@ int main(int argc, char** argv) {
     app.add_option("--gamma", o.gamma, "SDA gamma");
     app.add_option("--zeta", o.zeta, "DPS step size");
     app.add_option("--cg", o.cg, "MMPS conjugate-gradient iterations")->check(CLI::PositiveNumber);
+    app.add_option("--mmps-gamma", o.mmps_gamma, "MMPS denoiser-error variance gamma (sigma/mu)^2 (0: the published MMPS)");
     app.add_option("--seed", o.seed, "seed of everything");
     app.add_flag("--full", o.full, "the paper's sweep: K 1..4, C 0,1,2,4,8, sda/mmps/dps, 1024 samples, 64 epochs");
     app.add_flag("--quiet", o.quiet, "no progress display");
@@ -217,14 +222,24 @@ int main(int argc, char** argv) {
         }
         stage_seconds.emplace_back("ground truth", seconds_since(t0));
 
-        auto evaluate = [&](const Scenario& s, const Tensor<double>& x) {
+        // Metrics of the healthy samples; with some left out, W1 and its floor are taken at their count
+        auto evaluate = [&](const Scenario& s, const Tensor<double>& all) {
             const Reference& r = reference.at(s.name);
             const sda::observe::Select A(s.states, {0});
             const sda::GaussianObservation obs(A, to_double(s.y), s.std * s.std);
+            const auto health = sda::metrics::sample_health(all, 10.0);
             Metrics m{};
-            m.w1 = sda::metrics::wasserstein1(x, r.pf);
-            m.w1_relative = m.w1 / r.floor;
-            m.mmd = sda::metrics::mmd(x, r.pf);
+            m.bad = health.bad();
+            if (health.healthy.size() < 2) {
+                m.w1 = m.w1_relative = m.mmd = m.rmse = m.crps = m.spread_skill = m.log_prior = m.log_likelihood = NAN;
+                return m;
+            }
+            const Tensor<double> x = m.bad ? sda::metrics::take_samples(all, health.healthy) : all;
+            const std::size_t n = x.shape()[0];
+            const Tensor<double> pf = m.bad ? head(r.pf, n) : r.pf;
+            m.w1 = sda::metrics::wasserstein1(x, pf);
+            m.w1_relative = m.w1 / (m.bad ? sda::metrics::wasserstein1(pf, head(r.pf_other, n)) : r.floor);
+            m.mmd = sda::metrics::mmd(x, pf);
             m.rmse = sda::metrics::rmse(x, truth_d);
             m.crps = sda::metrics::crps(x, truth_d);
             m.spread_skill = sda::metrics::spread_skill(x, truth_d);
@@ -236,10 +251,10 @@ int main(int argc, char** argv) {
         // --- 5. SDA over the sweep ---------------------------------------------------------------------
         t0 = std::chrono::steady_clock::now();
         sda::AtomicFile csv(o.out / "results.csv");
-        csv.stream() << "scenario,K,C,method,samples,seconds,w1,w1_relative,mmd,rmse,crps,spread_skill,log_prior,log_likelihood\n";
+        csv.stream() << "scenario,K,C,method,samples,bad,seconds,w1,w1_relative,mmd,rmse,crps,spread_skill,log_prior,log_likelihood\n";
         auto row = [&](const std::string& scenario, const std::string& k, const std::string& c, const std::string& method,
                        double seconds, const Metrics& m) {
-            csv.stream() << scenario << ',' << k << ',' << c << ',' << method << ',' << o.samples << ',' << seconds << ','
+            csv.stream() << scenario << ',' << k << ',' << c << ',' << method << ',' << o.samples << ',' << m.bad << ',' << seconds << ','
                          << m.w1 << ',' << m.w1_relative << ',' << m.mmd << ',' << m.rmse << ',' << m.crps << ','
                          << m.spread_skill << ',' << m.log_prior << ',' << m.log_likelihood << '\n';
         };
@@ -269,12 +284,13 @@ int main(int argc, char** argv) {
                                           s.name.c_str(), k, c, method.c_str());
                             sda::Progress progress(label, !o.quiet);
                             const sda::PredictorCorrector sampler{.steps = o.steps,
-                                                                  .corrector = {.corrections = c, .tau = 0.25}};
+                                                                  .corrector = {.corrections = c, .tau = 0.25},
+                                                                  .nonfinite = sda::NonFinite::report};
                             sda::Generator gen(o.seed + 1000 + done);
                             const auto t1 = std::chrono::steady_clock::now();
                             Tensor<float> x;
                             if (method == "sda") x = sda::sample(sampler, sda::guide(prior, obs, sda::SDA{.gamma = o.gamma}), o.samples, gen, progress);
-                            if (method == "mmps") x = sda::sample(sampler, sda::guide(prior, obs, sda::MMPS{.iterations = o.cg}), o.samples, gen, progress);
+                            if (method == "mmps") x = sda::sample(sampler, sda::guide(prior, obs, sda::MMPS{.iterations = o.cg, .gamma = o.mmps_gamma}), o.samples, gen, progress);
                             if (method == "dps") x = sda::sample(sampler, sda::guide(prior, obs, sda::DPS{.zeta = o.zeta}), o.samples, gen, progress);
                             const double seconds = seconds_since(t1);
                             const Tensor<double> xd = to_double(x);
@@ -321,10 +337,10 @@ int main(int argc, char** argv) {
         for (const auto& s : scenarios) {
             std::printf("\n%s: x observed at %zu states, std %.2f; W1 floor (two particle-smoother runs) %.3f\n",
                         s.name.c_str(), s.states.size(), s.std, reference.at(s.name).floor);
-            std::printf("  %-28s %8s %8s %8s %8s %8s %8s %10s %8s\n", "method", "W1", "W1/floor", "MMD", "RMSE", "CRPS",
-                        "spr/skl", "log-prior", "log-lik");
+            std::printf("  %-28s %4s %8s %8s %8s %8s %8s %8s %10s %8s\n", "method", "bad", "W1", "W1/floor", "MMD", "RMSE",
+                        "CRPS", "spr/skl", "log-prior", "log-lik");
             for (const auto& [name, m] : table[s.name])
-                std::printf("  %-28s %8.4g %8.4g %8.4g %8.4g %8.4g %8.3g %10.4g %8.4g\n", name.c_str(), m.w1,
+                std::printf("  %-28s %4zu %8.4g %8.4g %8.4g %8.4g %8.4g %8.3g %10.4g %8.4g\n", name.c_str(), m.bad, m.w1,
                             m.w1_relative, m.mmd, m.rmse, m.crps, m.spread_skill, m.log_prior, m.log_likelihood);
         }
         std::printf("\nlog-prior of held-out data: %.3f (expectation under the true dynamics %.3f)\n",

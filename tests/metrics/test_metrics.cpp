@@ -22,6 +22,7 @@
 #include "sda/core/tensor.hpp"
 #include "sda/metrics/assignment.hpp"
 #include "sda/metrics/ensemble.hpp"
+#include "sda/metrics/health.hpp"
 #include "sda/metrics/mmd.hpp"
 #include "sda/metrics/moments.hpp"
 #include "sda/metrics/wasserstein1d.hpp"
@@ -607,3 +608,25 @@ TEST_CASE("ensemble scores: bad shapes, too few members and NaN throw sda::error
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("sample_health: non-finite, out-of-bound and healthy samples, and take_samples") {
+    sda::Tensor<float> x = xt::zeros<float>({5, 3, 2});
+    x(1, 2, 1) = std::numeric_limits<float>::quiet_NaN();
+    x(2, 0, 0) = -10.5f;                                     // beyond the bound 10
+    x(3, 1, 0) = 10.0f;                                      // on it: healthy
+    x(4, 0, 1) = std::numeric_limits<float>::infinity(), x(4, 1, 1) = 20.0f;  // non-finite wins
+    const auto health = sda::metrics::sample_health(x, 10.0);
+    CHECK(health.healthy == std::vector<std::size_t>{0, 3});
+    CHECK(health.non_finite == std::vector<std::size_t>{1, 4});
+    CHECK(health.outside == std::vector<std::size_t>{2});
+    CHECK(health.bad() == 3);
+    const sda::Tensor<float> kept = sda::metrics::take_samples(x, health.healthy);
+    REQUIRE(sda::shape_of(kept) == sda::Shape{2, 3, 2});
+    CHECK(kept(1, 1, 0) == 10.0f);
+    CHECK(xt::sum(xt::abs(kept))() == 10.0f);
+    CHECK(sda::metrics::sample_health(sda::Tensor<double>(xt::zeros<double>({0, 4})), 1.0).healthy.empty());
+    CHECK_THROWS_WITH_AS(sda::metrics::sample_health(x, 0.0),
+                         "sda::metrics::sample_health: bound must be finite and positive, got 0", sda::error);
+    CHECK_THROWS_WITH_AS(sda::metrics::take_samples(x, {5}), "sda::metrics::take_samples: sample 5 is out of range for 5 samples",
+                         sda::error);
+}
