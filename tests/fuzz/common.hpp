@@ -22,14 +22,13 @@ namespace sda::fuzz {
 
 /// A file of this process's own, rewritten for every input and removed when the run ends.
 inline const std::filesystem::path& scratch_file(const char* suffix) {
-    static const std::filesystem::path path = [&] {
-        auto p = std::filesystem::temp_directory_path() / ("sda_fuzz_" + std::to_string(::getpid()) + suffix);
-        std::atexit([] {
-            std::error_code ignored;
-            std::filesystem::remove(scratch_file(""), ignored);
-        });
-        return p;
-    }();
+    static const std::filesystem::path path =
+        std::filesystem::temp_directory_path() / ("sda_fuzz_" + std::to_string(::getpid()) + suffix);
+    // registered once `path` is built, so that it runs before `path` is destroyed
+    [[maybe_unused]] static const bool removed_at_exit = std::atexit([] {
+        std::error_code ignored;
+        std::filesystem::remove(path, ignored);
+    }) == 0;
     return path;
 }
 

@@ -16,8 +16,8 @@
 // Near t = 1, V's estimate is then indefinite for a large share of samples (on
 // Lorenz-63 with the K = 2 prior its Rayleigh quotient along the residual reaches
 // -6 10^4 where the true value is about 1), and one CG step along a direction of
-// negative or vanishing curvature sends a sample to infinity. Two remedies, both
-// inactive on a true score:
+// negative or vanishing curvature throws a sample far out of the data's range.
+// Two remedies, both inactive on a true score:
 // - curvature guard: a covariance is positive semi-definite, so a sample whose
 //   A V A^T is not positive along CG's search direction stops there (Steihaug's
 //   rule for truncated CG), keeping the solution so far: no guidance at the first
@@ -56,17 +56,17 @@ struct MMPS {
         const tensor_t<M> x_hat = detail::denoise(be, x, lin.eps(), mu, sigma);
         const tensor_t<M> residual = be.sub(obs.y(), op.apply(x_hat));
 
-        // u -> D u + A V A^T u, with D = Sigma_y + gamma (sigma/mu)^2 A A^T and
+        // u -> N u + A V A^T u, with N = Sigma_y + gamma (sigma/mu)^2 A A^T (the noise terms) and
         // V w = (sigma^2 / mu) (d x_hat / d x)^T w; returns both terms, the guard needs V's
         struct Terms {
-            tensor_t<M> diagonal, covariance;
+            tensor_t<M> noise, covariance;
         };
         auto system = [&](const tensor_t<M>& u) {
             const tensor_t<M> w = op.vjp(x_hat, u);
             const tensor_t<M> vw = be.scale(sigma * sigma / mu, detail::denoise_vjp(be, lin, w, mu, sigma));
-            tensor_t<M> diagonal = be.mul(obs.variance(), u);
-            if (inflation > 0.0) diagonal = be.add(diagonal, be.scale(inflation, op.jvp(x_hat, w)));
-            return Terms{std::move(diagonal), op.jvp(x_hat, vw)};
+            tensor_t<M> noise = be.mul(obs.variance(), u);
+            if (inflation > 0.0) noise = be.add(noise, be.scale(inflation, op.jvp(x_hat, w)));
+            return Terms{std::move(noise), op.jvp(x_hat, vw)};
         };
         const tensor_t<M> u = conjugate_gradient(be, system, residual);
         const tensor_t<M> grad = detail::denoise_vjp(be, lin, op.vjp(x_hat, u), mu, sigma);
@@ -74,7 +74,7 @@ struct MMPS {
     }
 
 private:
-    /// Per-sample CG for `D u + C u = b` from u = 0 (`system(p)` returns D p and C p). A
+    /// Per-sample CG for `N u + C u = b` from u = 0 (`system(p)` returns N p and C p). A
     /// sample stops moving once its residual vanishes (safe_div gives a zero step) or once
     /// C, a covariance, is not positive along its search direction (the curvature guard).
     template <class Be, class System>
@@ -84,8 +84,8 @@ private:
         tensor rr = be.dot(r, r);
         tensor active;  // [B]: 1 while a sample's search directions have positive covariance curvature
         for (std::size_t k = 0; k < iterations; ++k) {
-            const auto [dp, cp] = system(p);
-            const tensor ap = be.add(dp, cp);
+            const auto [np, cp] = system(p);
+            const tensor ap = be.add(np, cp);
             const tensor curvature = be.positive(be.dot(p, cp));
             active = k == 0 ? curvature : be.mul(active, curvature);
             const tensor alpha = be.mul(active, be.safe_div(rr, be.dot(p, ap)));
