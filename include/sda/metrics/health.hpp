@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "sda/backend/cpu.hpp"
 #include "sda/core/check.hpp"
 #include "sda/core/error.hpp"
 #include "sda/core/tensor.hpp"
@@ -35,14 +36,16 @@ SampleHealth sample_health(const Tensor<T>& x, double bound) {
                     bound);
     const std::size_t n = x.shape()[0], size = n == 0 ? 0 : x.size() / n;
     SampleHealth health;
+    health.non_finite = CpuBackend<T>::non_finite_samples(x);  // ascending
+    auto next_non_finite = health.non_finite.begin();
     for (std::size_t b = 0; b < n; ++b) {
-        const T* entries = x.data() + b * size;
-        bool finite = true, within = true;
-        for (std::size_t i = 0; i < size && finite; ++i) {
-            finite = std::isfinite(entries[i]);
-            within = within && std::abs(double(entries[i])) <= bound;
+        if (next_non_finite != health.non_finite.end() && *next_non_finite == b) {
+            ++next_non_finite;
+            continue;
         }
-        (!finite ? health.non_finite : within ? health.healthy : health.outside).push_back(b);
+        const T* entries = x.data() + b * size;
+        const bool within = std::all_of(entries, entries + size, [&](T v) { return std::abs(double(v)) <= bound; });
+        (within ? health.healthy : health.outside).push_back(b);
     }
     return health;
 }
