@@ -12,7 +12,7 @@
 //    particles); the W1 between them is the noise floor. Baseline: an ensemble
 //    Kalman smoother.
 // 5. SDA: MarkovComposedScore<window, K> guided by SDA-gamma (3e-2), MMPS or
-//    DPS, sampled with the predictor-corrector sampler (256 steps, C
+//    DPS (per-step zeta as Chung et al., or a sweep of zetas), sampled with the predictor-corrector sampler (256 steps, C
 //    corrections, tau 0.25), for every (scenario, K, C, method) of the sweep.
 //    Metrics against the particle smoother: W1 over whole trajectories (exact
 //    assignment) and relative to the floor, MMD, RMSE of the mean and CRPS
@@ -74,7 +74,9 @@ struct Options {
     std::vector<std::string> methods{"sda"};
     std::vector<std::string> scenarios{"lo", "hi"};
     std::size_t epochs = 16, epoch_size = 65536, samples = 64, steps = 256, particles = 16384, trajectory = 0;
-    double gamma = 3e-2, zeta = 1.0, mmps_gamma = 0.0;
+    double gamma = 3e-2, mmps_gamma = 0.0;
+    std::vector<double> zetas{1.0};
+    std::string dps_convention = "per-step";
     std::size_t cg = 1;
     std::uint64_t seed = 42;
     bool full = false, quiet = false;
@@ -125,7 +127,10 @@ int main(int argc, char** argv) {
     app.add_option("--particles", o.particles, "particles of the ground-truth smoother")->check(CLI::Range(16, 1 << 24));
     app.add_option("--trajectory", o.trajectory, "which held-out test trajectory is observed");
     app.add_option("--gamma", o.gamma, "SDA gamma");
-    app.add_option("--zeta", o.zeta, "DPS step size");
+    app.add_option("--zeta", o.zetas, "DPS step sizes (a list sweeps them)")->delimiter(',')->check(CLI::PositiveNumber);
+    app.add_option("--dps-convention", o.dps_convention,
+                   "DPS zeta per sampler step as Chung et al. (per-step), or per unit of time (continuous)")
+        ->check(CLI::IsMember({"per-step", "continuous"}));
     app.add_option("--cg", o.cg, "MMPS conjugate-gradient iterations")->check(CLI::PositiveNumber);
     app.add_option("--mmps-gamma", o.mmps_gamma, "MMPS denoiser-error variance gamma (sigma/mu)^2 (0: the published MMPS)");
     app.add_option("--seed", o.seed, "seed of everything");
@@ -268,7 +273,23 @@ int main(int argc, char** argv) {
             table[s.name].push_back({"particle smoother, 2nd run", pf});
             table[s.name].push_back({"EnKS", enks});
         }
-        const std::size_t configurations = o.scenarios.size() * o.orders.size() * o.corrections.size() * o.methods.size();
+        struct Variant {
+            std::string method, name;
+            double zeta = 0.0;
+        };
+        std::vector<Variant> variants;  // the methods, DPS once per zeta
+        for (const auto& method : o.methods) {
+            if (method != "dps") {
+                variants.push_back({method, method});
+                continue;
+            }
+            for (const double zeta : o.zetas) {
+                char name[32];
+                std::snprintf(name, sizeof name, "dps zeta=%g", zeta);
+                variants.push_back({method, name, zeta});
+            }
+        }
+        const std::size_t configurations = o.scenarios.size() * o.orders.size() * o.corrections.size() * variants.size();
         std::size_t done = 0;
         for (const auto& s : scenarios) {
             const sda::observe::Select A(s.states, {0});
@@ -277,11 +298,11 @@ int main(int argc, char** argv) {
                 sda::dispatch_order<4>(k, [&](auto K) {
                     const sda::MarkovComposedScore<Net, K> prior(nets.at(k), length);
                     for (const std::size_t c : o.corrections)
-                        for (const auto& method : o.methods) {
+                        for (const auto& [method, method_name, zeta] : variants) {
                             ++done;
                             char label[96];
                             std::snprintf(label, sizeof label, "[%zu/%zu] %s K=%zu C=%zu %s", done, configurations,
-                                          s.name.c_str(), k, c, method.c_str());
+                                          s.name.c_str(), k, c, method_name.c_str());
                             sda::Progress progress(label, !o.quiet);
                             const sda::PredictorCorrector sampler{.steps = o.steps,
                                                                   .corrector = {.corrections = c, .tau = 0.25},
@@ -291,13 +312,16 @@ int main(int argc, char** argv) {
                             Tensor<float> x;
                             if (method == "sda") x = sda::sample(sampler, sda::guide(prior, obs, sda::SDA{.gamma = o.gamma}), o.samples, gen, progress);
                             if (method == "mmps") x = sda::sample(sampler, sda::guide(prior, obs, sda::MMPS{.iterations = o.cg, .gamma = o.mmps_gamma}), o.samples, gen, progress);
-                            if (method == "dps") x = sda::sample(sampler, sda::guide(prior, obs, sda::DPS{.zeta = o.zeta}), o.samples, gen, progress);
+                            if (method == "dps") {
+                                const sda::DPS dps = o.dps_convention == "per-step" ? sda::DPS::per_step(zeta, sampler) : sda::DPS{.zeta = zeta};
+                                x = sda::sample(sampler, sda::guide(prior, obs, dps), o.samples, gen, progress);
+                            }
                             const double seconds = seconds_since(t1);
                             const Tensor<double> xd = to_double(x);
                             const Metrics m = evaluate(s, xd);
-                            row(s.name, std::to_string(k), std::to_string(c), method, seconds, m);
+                            row(s.name, std::to_string(k), std::to_string(c), method_name, seconds, m);
                             char name[64];
-                            std::snprintf(name, sizeof name, "%s K=%zu C=%zu", method.c_str(), k, c);
+                            std::snprintf(name, sizeof name, "%s K=%zu C=%zu", method_name.c_str(), k, c);
                             table[s.name].push_back({name, m});
                             if (method == "sda") shown[s.name] = head(xd, std::min<std::size_t>(16, o.samples));
                         }

@@ -107,6 +107,37 @@ TEST_CASE("dps guidance: the gradient of -zeta ||y - A(x_hat)||, per sample") {
           1e-6);
 }
 
+TEST_CASE("dps guidance, per step (Chung et al.): a predictor step ends with x(s) -= zeta grad ||y - A(x_hat)||") {
+    const auto model = prior();
+    const auto op = nonlinear_operator();
+    const Tensor<double> y = observed_values(3);
+    const sda::GaussianObservation obs(op, y, 0.01);
+    sda::Generator gen(23);
+    const Tensor<double> x = Backend::normal({3, length, chain.dim()}, gen);
+    const double zeta = 0.3;
+    // what the step moves x by, beyond the prior's step, for the same noise draw
+    auto guided_shift = [&](const auto& sampler, double t, double s) {
+        const auto posterior = sda::guide(model, obs, sda::DPS::per_step(zeta, sampler));
+        sda::Generator a(5), b(5);
+        return Tensor<double>(sampler.predictor.step(posterior, x, t, s, a) - sampler.predictor.step(model, x, t, s, b));
+    };
+    for (const double t : {0.625, 0.125}) {  // a step inside the grid of 8 and the last one, to s = 0
+        const double s = t - 0.125, mu = model.schedule().mu(t), sigma = model.schedule().sigma(t);
+        auto objective = [&](const Tensor<double>& point) {
+            const Tensor<double> residual = y - op.apply(Tensor<double>((point - sigma * model.eps(point, t)) / mu));
+            double total = 0.0;
+            for (std::size_t i = 0; i < 3; ++i) total += std::sqrt(xt::sum(xt::square(xt::view(residual, i)))());
+            return -zeta * total;
+        };
+        const Tensor<double> expected = sda::test::gradient_fd(objective, x);  // -zeta grad ||r||, per sample
+        CAPTURE(t);
+        CHECK(sda::test::relative_max_error(guided_shift(sda::DDIM{.steps = 8}, t, s), expected) < 1e-6);
+        CHECK(sda::test::relative_max_error(guided_shift(sda::DDPM{.steps = 8}, t, s), expected) < 1e-6);
+        CHECK(sda::test::relative_max_error(guided_shift(sda::DDIM{.steps = 8, .predictor = {.eta = 0.5}}, t, s), expected) <
+              1e-6);
+    }
+}
+
 TEST_CASE("mmps guidance: exact posterior score of a Gaussian prior under a linear observation") {
     // x ~ N(m, S), y = A x + N(0, R): p(x(t) | y) = N(mu m_y, mu^2 S_y + sigma^2 I), so the
     // exact posterior eps is the analytic score of N(m_y, S_y). MMPS with CG run to the

@@ -21,26 +21,36 @@
 
 namespace sda::predictors {
 
-namespace detail {
+/// The coefficients of a DDIM step with parameter eta from t to s on `schedule`:
+///   x(s) = a x(t) + b eps(x(t), t) + c z,  z ~ N(0, I).
+/// Guidance that works per step (DPS in its authors' convention) reads b from here.
+struct StepCoefficients {
+    double a, b, c;
+};
 
-template <EpsModel M>
-tensor_t<M> ddim_step(const M& model, const tensor_t<M>& x, double t, double s, double eta, Generator& gen) {
-    const auto be = model.backend();
-    const auto& schedule = model.schedule();
+template <class Schedule>
+StepCoefficients ddim_coefficients(const Schedule& schedule, double t, double s, double eta) {
     const double mu_t = schedule.mu(t), sigma_t = schedule.sigma(t);
     const double mu_s = schedule.mu(s), sigma_s = schedule.sigma(s);
-    const tensor_t<M> eps = model.eps(x, t);
-    if (eta == 0.0) {
-        const double ratio = mu_s / mu_t;
-        return be.axpby(ratio, x, sigma_s - ratio * sigma_t, eps);
-    }
+    const double a = mu_s / mu_t;
+    if (eta == 0.0) return {a, sigma_s - a * sigma_t, 0.0};
     const double ratio = mu_t / mu_s;
     const double transition = std::max(0.0, sigma_t * sigma_t - ratio * ratio * sigma_s * sigma_s);
     const double noise = eta * sigma_s / sigma_t * std::sqrt(transition);
     const double kept = std::sqrt(std::max(0.0, sigma_s * sigma_s - noise * noise));
     // x(s) = mu_s (x - sigma_t eps) / mu_t + kept eps + noise z
-    const tensor_t<M> mean = be.axpby(mu_s / mu_t, x, kept - mu_s / mu_t * sigma_t, eps);
-    return be.axpby(1.0, mean, noise, be.normal(be.shape(x), gen));
+    return {a, kept - a * sigma_t, noise};
+}
+
+namespace detail {
+
+template <EpsModel M>
+tensor_t<M> ddim_step(const M& model, const tensor_t<M>& x, double t, double s, double eta, Generator& gen) {
+    const auto be = model.backend();
+    const StepCoefficients k = ddim_coefficients(model.schedule(), t, s, eta);
+    const tensor_t<M> eps = model.eps(x, t);
+    if (eta == 0.0) return be.axpby(k.a, x, k.b, eps);
+    return be.axpby(1.0, be.axpby(k.a, x, k.b, eps), k.c, be.normal(be.shape(x), gen));
 }
 
 }  // namespace detail
