@@ -12,8 +12,9 @@
 //    particles); the W1 between them is the noise floor. Baseline: an ensemble
 //    Kalman smoother.
 // 5. SDA: MarkovComposedScore<window, K> guided by SDA-gamma (3e-2), MMPS or
-//    DPS (per-step zeta as Chung et al., or a sweep of zetas), sampled with the predictor-corrector sampler (256 steps, C
-//    corrections, tau 0.25), for every (scenario, K, C, method) of the sweep.
+//    DPS (zeta per step as Chung et al.; a list of zetas sweeps them), sampled
+//    with the predictor-corrector sampler (256 steps, C corrections, tau
+//    0.25), for every (scenario, K, C, method) of the sweep.
 //    Metrics against the particle smoother: W1 over whole trajectories (exact
 //    assignment) and relative to the floor, MMD, RMSE of the mean and CRPS
 //    against the truth, spread/skill, log-prior, observation log-likelihood,

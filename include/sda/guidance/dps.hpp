@@ -50,7 +50,7 @@ struct DPS {
     }
 
     /// The factor of grad ||r|| in eps_post at time t: sigma zeta, or zeta / |b| for the
-    /// grid step that starts at t (the first one, t = 1/N to 0, for t below 1/N).
+    /// grid step that starts at t (for t below 1/N, the grid's last step, from 1/N to 0).
     template <class Schedule>
     double scale(const Schedule& schedule, double t) const {
         if (steps == 0) return zeta * schedule.sigma(t);
