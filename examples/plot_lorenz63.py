@@ -70,6 +70,12 @@ def posterior_figure(out, trajectories, observations):
     return path
 
 
+def display(method):
+    """'sda' -> 'SDA', 'dps zeta=0.1' -> 'DPS zeta=0.1'."""
+    name, _, options = method.partition(" ")
+    return f"{name.upper()} {options}".strip()
+
+
 def sweep_figure(out, results, metrics, name, title):
     sweep = [r for r in results if r["K"]]
     scenarios = sorted({r["scenario"] for r in sweep}, reverse=True)
@@ -85,7 +91,7 @@ def sweep_figure(out, results, metrics, name, title):
             for (method, k), points in sorted(lines.items()):
                 points.sort(key=lambda r: int(r["C"]))
                 axis.plot([int(r["C"]) for r in points], [float(r[metric]) for r in points], marker="o",
-                          label=f"{method.upper()} K={k}")
+                          label=f"{display(method)} K={k}")
             for r in results:
                 if r["scenario"] == scenario and not r["K"] and metric in ("w1", "w1_relative", "log_prior", "log_likelihood"):
                     reference = float(r[metric])
