@@ -265,7 +265,12 @@ int main(int argc, char** argv) {
                          << m.spread_skill << ',' << m.log_prior << ',' << m.log_likelihood << '\n';
         };
         std::map<std::string, std::vector<std::pair<std::string, Metrics>>> table;
-        std::map<std::string, Tensor<double>> shown;  // the figure's SDA samples per scenario
+        struct Shown {
+            std::string name;
+            double w1_relative;
+            Tensor<double> x;
+        };
+        std::map<std::string, Shown> shown;  // the figure's samples: the closest configuration without bad samples
         for (const auto& s : scenarios) {
             const Reference& r = reference.at(s.name);
             const Metrics pf = evaluate(s, r.pf_other), enks = evaluate(s, r.enks);
@@ -324,7 +329,9 @@ int main(int argc, char** argv) {
                             char name[64];
                             std::snprintf(name, sizeof name, "%s K=%zu C=%zu", method_name.c_str(), k, c);
                             table[s.name].push_back({name, m});
-                            if (method == "sda") shown[s.name] = head(xd, std::min<std::size_t>(16, o.samples));
+                            const auto best = shown.find(s.name);
+                            if (m.bad == 0 && (best == shown.end() || m.w1_relative < best->second.w1_relative))
+                                shown[s.name] = {name, m.w1_relative, head(xd, std::min<std::size_t>(16, o.samples))};
                         }
                 });
             }
@@ -336,7 +343,7 @@ int main(int argc, char** argv) {
         {
             sda::AtomicFile file(o.out / "trajectories.csv");
             file.stream() << "scenario,source,sample,state,x,y,z\n";
-            auto write = [&](const std::string& scenario, const char* source, const Tensor<double>& x, std::size_t count) {
+            auto write = [&](const std::string& scenario, const std::string& source, const Tensor<double>& x, std::size_t count) {
                 for (std::size_t b = 0; b < std::min(count, x.shape()[0]); ++b)
                     for (std::size_t i = 0; i < length; ++i)
                         file.stream() << scenario << ',' << source << ',' << b << ',' << i << ',' << x(b, i, 0) << ','
@@ -345,7 +352,7 @@ int main(int argc, char** argv) {
             for (const auto& s : scenarios) {
                 write(s.name, "truth", truth_d, 1);
                 write(s.name, "particle smoother", reference.at(s.name).pf, o.samples);
-                if (shown.count(s.name)) write(s.name, "sda", shown.at(s.name), 16);
+                if (shown.count(s.name)) write(s.name, "posterior " + shown.at(s.name).name, shown.at(s.name).x, 16);
             }
             file.commit();
             sda::AtomicFile obs_file(o.out / "observations.csv");

@@ -3,8 +3,9 @@
 
 Reads DIR/results.csv, DIR/trajectories.csv and DIR/observations.csv (default
 out/lorenz63) and writes
-  DIR/lorenz63_posterior.png  the observed trajectory, SDA samples and the
-                              particle-smoother 5-95% band, per coordinate;
+  DIR/lorenz63_posterior.png  the observed trajectory, samples of the configuration
+                              closest to the particle smoother (W1/floor, no bad
+                              sample) and its 5-95% band, per coordinate;
   DIR/lorenz63_w1.png         W1 to the particle smoother against C, one line
                               per K and method, lo and hi (the paper's Figure 3);
   DIR/lorenz63_quality.png    log-prior and log-likelihood of the samples against C.
@@ -48,9 +49,10 @@ def posterior_figure(out, trajectories, observations):
             band = [[float(sample[i][coordinate]) for sample in pf] for i in range(len(states))]
             axis.fill_between(states, [quantile(b, 0.05) for b in band], [quantile(b, 0.95) for b in band],
                               color="tab:gray", alpha=0.35, lw=0, label="particle smoother 5-95%")
-            for k, sample in enumerate(series[scenario]["sda"].values()):
-                axis.plot(states, [float(r[coordinate]) for r in sample], color="tab:blue", lw=0.6, alpha=0.5,
-                          label="SDA samples" if k == 0 else None)
+            for source in (name for name in series[scenario] if name.startswith("posterior ")):
+                for k, sample in enumerate(series[scenario][source].values()):
+                    axis.plot(states, [float(r[coordinate]) for r in sample], color="tab:blue", lw=0.6, alpha=0.5,
+                              label=f"samples, {display(source[len('posterior '):])}" if k == 0 else None)
             truth = next(iter(series[scenario]["truth"].values()))
             axis.plot(states, [float(r[coordinate]) for r in truth], color="black", lw=1.2, label="truth")
             if coordinate == "x":
@@ -63,7 +65,7 @@ def posterior_figure(out, trajectories, observations):
             if c == 0:
                 axis.set_ylabel("standardised")
                 axis.legend(fontsize=7, loc="upper right")
-    figure.suptitle("Lorenz-63: SDA posterior samples against the particle smoother")
+    figure.suptitle("Lorenz-63: posterior samples of the closest configuration against the particle smoother")
     figure.tight_layout()
     path = os.path.join(out, "lorenz63_posterior.png")
     figure.savefig(path, dpi=110)
