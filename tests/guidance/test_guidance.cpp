@@ -58,6 +58,21 @@ Tensor<double> implied_gradient(const Posterior& posterior, const Tensor<double>
     return (posterior.prior().eps(x, t) - posterior.eps(x, t)) / sigma;
 }
 
+/// -zeta grad_x sum_b ||y - A(x_hat(x))|| at t by central finite differences: the sum's
+/// gradient holds each sample's own DPS gradient.
+template <class Model, class Op>
+Tensor<double> dps_gradient_fd(const Model& model, const Op& op, const Tensor<double>& y, const Tensor<double>& x,
+                               double t, double zeta) {
+    const double mu = model.schedule().mu(t), sigma = model.schedule().sigma(t);
+    auto objective = [&](const Tensor<double>& point) {
+        const Tensor<double> residual = y - op.apply(Tensor<double>((point - sigma * model.eps(point, t)) / mu));
+        double total = 0.0;
+        for (std::size_t b = 0; b < x.shape()[0]; ++b) total += std::sqrt(xt::sum(xt::square(xt::view(residual, b)))());
+        return -zeta * total;
+    };
+    return sda::test::gradient_fd(objective, x);
+}
+
 }  // namespace
 
 TEST_CASE("sda guidance: the gradient of -1/2 sum (y - A(x_hat))^2 / (Sigma_y + gamma (sigma/mu)^2)") {
@@ -94,15 +109,8 @@ TEST_CASE("dps guidance: the gradient of -zeta ||y - A(x_hat)||, per sample") {
     const sda::GaussianObservation obs(op, y, 0.01);
     sda::Generator gen(22);
     const Tensor<double> x = Backend::normal({3, length, chain.dim()}, gen);
-    const double zeta = 0.7, t = 0.4, mu = model.schedule().mu(t), sigma = model.schedule().sigma(t);
-    // the batch's sum of per-sample norms: its gradient holds each sample's own gradient
-    auto objective = [&](const Tensor<double>& point) {
-        const Tensor<double> residual = y - op.apply(Tensor<double>((point - sigma * model.eps(point, t)) / mu));
-        double total = 0.0;
-        for (std::size_t b = 0; b < 3; ++b) total += std::sqrt(xt::sum(xt::square(xt::view(residual, b)))());
-        return -zeta * total;
-    };
-    const Tensor<double> expected = sda::test::gradient_fd(objective, x);
+    const double zeta = 0.7, t = 0.4;
+    const Tensor<double> expected = dps_gradient_fd(model, op, y, x, t, zeta);
     CHECK(sda::test::relative_max_error(implied_gradient(sda::guide(model, obs, sda::DPS{.zeta = zeta}), x, t), expected) <
           1e-6);
 }
@@ -122,14 +130,8 @@ TEST_CASE("dps guidance, per step (Chung et al.): a predictor step ends with x(s
         return Tensor<double>(sampler.predictor.step(posterior, x, t, s, a) - sampler.predictor.step(model, x, t, s, b));
     };
     for (const double t : {0.625, 0.125}) {  // a step inside the grid of 8 and the last one, to s = 0
-        const double s = t - 0.125, mu = model.schedule().mu(t), sigma = model.schedule().sigma(t);
-        auto objective = [&](const Tensor<double>& point) {
-            const Tensor<double> residual = y - op.apply(Tensor<double>((point - sigma * model.eps(point, t)) / mu));
-            double total = 0.0;
-            for (std::size_t i = 0; i < 3; ++i) total += std::sqrt(xt::sum(xt::square(xt::view(residual, i)))());
-            return -zeta * total;
-        };
-        const Tensor<double> expected = sda::test::gradient_fd(objective, x);  // -zeta grad ||r||, per sample
+        const double s = t - 0.125;
+        const Tensor<double> expected = dps_gradient_fd(model, op, y, x, t, zeta);  // -zeta grad ||r||, per sample
         CAPTURE(t);
         CHECK(sda::test::relative_max_error(guided_shift(sda::DDIM{.steps = 8}, t, s), expected) < 1e-6);
         CHECK(sda::test::relative_max_error(guided_shift(sda::DDPM{.steps = 8}, t, s), expected) < 1e-6);
