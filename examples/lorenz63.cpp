@@ -21,13 +21,16 @@
 //    over the healthy samples: those that became non-finite or left 10 standard
 //    deviations of the data are counted ("bad") and left out.
 //
-// Writes DIR/results.csv, DIR/trajectories.csv, DIR/observations.csv;
-// examples/plot_lorenz63.py draws DIR/lorenz63_*.png. `--full` runs the
-// paper's sweep (K 1..4, C 0,1,2,4,8, every method, 1024 samples): hours here.
+// Writes DIR/results.csv, DIR/trajectories.csv, DIR/observations.csv after every
+// configuration; a rerun with the same settings (DIR/settings.txt) reuses the
+// rows it finds, so an interrupted sweep resumes. examples/plot_lorenz63.py
+// draws DIR/lorenz63_*.png. `--full` runs the paper's sweep at its training
+// budget (K 1..4, C 0,1,2,4,8, every method, 256 samples, EMA priors): hours here.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -70,6 +73,7 @@ constexpr std::size_t length = 65;
 
 struct Options {
     fs::path out = "out/lorenz63";
+    fs::path cache;  // data and priors; empty: out
     std::vector<std::size_t> orders{2, 4};
     std::vector<std::size_t> corrections{0, 1};
     std::vector<std::string> methods{"sda"};
@@ -78,9 +82,22 @@ struct Options {
     double gamma = 3e-2, mmps_gamma = 0.0;
     std::vector<double> zetas{0.1};  // per step; the best of the sweep in docs/lorenz63.md
     std::string dps_convention = "per-step";
-    std::size_t cg = 1;
+    std::vector<std::size_t> cgs{1};  // MMPS conjugate-gradient iterations, one configuration per value
+    double ema = 0.0;                 // EMA decay of the priors' weights (0: none)
     std::uint64_t seed = 42;
     bool full = false, quiet = false;
+
+    /// Everything a result depends on but the sweep's own axes (scenario, K, C, method):
+    /// rows of an earlier run with the same settings are reused, not recomputed.
+    std::string settings() const {
+        char text[512];
+        std::snprintf(text, sizeof text,
+                      "samples=%zu steps=%zu particles=%zu trajectory=%zu seed=%llu epochs=%zu epoch_size=%zu ema=%g "
+                      "gamma=%g mmps_gamma=%g dps_convention=%s",
+                      samples, steps, particles, trajectory, static_cast<unsigned long long>(seed), epochs, epoch_size,
+                      ema, gamma, mmps_gamma, dps_convention.c_str());
+        return text;
+    }
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -95,9 +112,19 @@ struct Scenario {
 };
 
 struct Metrics {
-    double w1, w1_relative, mmd, rmse, crps, spread_skill, log_prior, log_likelihood;
+    double w1, w1_relative, w1_physical, mmd, rmse, crps, spread_skill, log_prior, log_likelihood;
     std::size_t bad = 0;  // samples left out: non-finite, or beyond 10 standard deviations of the data
 };
+
+/// One line of results.csv, split at commas (no field holds one).
+std::vector<std::string> fields(const std::string& line) {
+    std::vector<std::string> out(1);
+    for (const char c : line) {
+        if (c == ',') out.emplace_back();
+        else out.back() += c;
+    }
+    return out;
+}
 
 Tensor<double> to_double(const Tensor<float>& x) { return xt::cast<double>(x); }
 
@@ -114,6 +141,8 @@ int main(int argc, char** argv) {
     Options o;
     CLI::App app{"Lorenz-63 data assimilation with SDA, judged against a particle-filter ground truth"};
     app.add_option("--out", o.out, "output folder (data, checkpoints, CSVs, figures)");
+    app.add_option("--cache", o.cache, "folder of the data and the trained priors, to share them between runs "
+                                       "(default: the output folder)");
     app.add_option("--orders", o.orders, "window orders K (window 2K+1), each 1 to 4")->delimiter(',');
     app.add_option("--corrections", o.corrections, "Langevin corrections C per step")->delimiter(',');
     app.add_option("--methods", o.methods, "likelihood guidance: sda, mmps, dps")->delimiter(',')
@@ -132,24 +161,30 @@ int main(int argc, char** argv) {
     app.add_option("--dps-convention", o.dps_convention,
                    "DPS zeta per sampler step as Chung et al. (per-step), or per unit of time (continuous)")
         ->check(CLI::IsMember({"per-step", "continuous"}));
-    app.add_option("--cg", o.cg, "MMPS conjugate-gradient iterations")->check(CLI::PositiveNumber);
+    app.add_option("--cg", o.cgs, "MMPS conjugate-gradient iterations (a list runs each)")->delimiter(',')
+        ->check(CLI::PositiveNumber);
+    app.add_option("--ema", o.ema, "EMA decay of the priors' weights, sampled with (0: none; priors trained with "
+                                   "another value are not reused)")->check(CLI::Range(0.0, 0.999999));
     app.add_option("--mmps-gamma", o.mmps_gamma, "MMPS denoiser-error variance gamma (sigma/mu)^2 (0: the published MMPS)");
     app.add_option("--seed", o.seed, "seed of everything");
-    app.add_flag("--full", o.full, "the paper's sweep: K 1..4, C 0,1,2,4,8, sda/mmps/dps, 1024 samples, 64 epochs");
+    app.add_flag("--full", o.full, "the paper's sweep at its training budget: K 1..4, C 0,1,2,4,8, SDA, MMPS (1 and 3 "
+                                   "CG iterations) and DPS, 256 samples; priors with EMA 0.999 for 52 epochs");
     app.add_flag("--quiet", o.quiet, "no progress display");
     CLI11_PARSE(app, argc, argv);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines reach logs as they are printed
     if (o.full) {
-        o.orders = {1, 2, 3, 4}, o.corrections = {0, 1, 2, 4, 8}, o.methods = {"sda", "mmps", "dps"};
-        o.samples = 1024, o.epochs = 64;
+        // 52 epochs of 65536 windows: the paper's 4096 epochs of 13 batches of 64 (one window per training trajectory)
+        o.orders = {1, 2, 3, 4}, o.corrections = {0, 1, 2, 4, 8}, o.methods = {"sda", "mmps", "dps"}, o.cgs = {1, 3};
+        o.samples = 256, o.epochs = 52, o.ema = 0.999;
     }
+    if (o.cache.empty()) o.cache = o.out;
 
     try {
         const auto start = std::chrono::steady_clock::now();
         std::vector<std::pair<std::string, double>> stage_seconds;
         // --- 1. data ------------------------------------------------------------------------------
         auto t0 = std::chrono::steady_clock::now();
-        const lorenz63::Data data = lorenz63::load_or_generate(o.out, o.seed);
+        const lorenz63::Data data = lorenz63::load_or_generate(o.cache, o.seed);
         const Tensor<float>& test_x = data.test;
         sda::detail::require(o.trajectory < test_x.shape()[0] && test_x.shape()[1] >= length,
                              "lorenz63: --trajectory ", o.trajectory, " is not among the ", test_x.shape()[0],
@@ -162,7 +197,7 @@ int main(int argc, char** argv) {
         for (const std::size_t k : o.orders) {
             sda::detail::require(k >= 1 && k <= 4, "lorenz63: K must be 1 to 4, got ", k);
             Net net = lorenz63::window_network(k, o.seed);
-            lorenz63::train_window_prior(net, k, data, o.out, o.epochs, o.epoch_size, o.seed, !o.quiet);
+            lorenz63::train_window_prior(net, k, data, o.cache, o.epochs, o.epoch_size, o.seed, !o.quiet, o.ema);
             nets.emplace(k, std::move(net));
         }
         stage_seconds.emplace_back("training", seconds_since(t0));
@@ -237,7 +272,7 @@ int main(int argc, char** argv) {
             Metrics m{};
             m.bad = health.bad();
             if (health.healthy.size() < 2) {
-                m.w1 = m.w1_relative = m.mmd = m.rmse = m.crps = m.spread_skill = m.log_prior = m.log_likelihood = NAN;
+                m.w1 = m.w1_relative = m.w1_physical = m.mmd = m.rmse = m.crps = m.spread_skill = m.log_prior = m.log_likelihood = NAN;
                 return m;
             }
             const Tensor<double> x = m.bad ? sda::metrics::take_samples(all, health.healthy) : all;
@@ -245,6 +280,7 @@ int main(int argc, char** argv) {
             const Tensor<double> pf = m.bad ? head(r.pf, n) : r.pf;
             m.w1 = sda::metrics::wasserstein1(x, pf);
             m.w1_relative = m.w1 / (m.bad ? sda::metrics::wasserstein1(pf, head(r.pf_other, n)) : r.floor);
+            m.w1_physical = sda::metrics::wasserstein1(Lorenz63::unstandardise(x), Lorenz63::unstandardise(pf));
             m.mmd = sda::metrics::mmd(x, pf);
             m.rmse = sda::metrics::rmse(x, truth_d);
             m.crps = sda::metrics::crps(x, truth_d);
@@ -255,14 +291,47 @@ int main(int argc, char** argv) {
         };
 
         // --- 5. SDA over the sweep ---------------------------------------------------------------------
+        // results.csv and trajectories.csv are rewritten after every configuration; a run with the
+        // same settings (settings.txt) reuses the rows it finds there instead of sampling them again
         t0 = std::chrono::steady_clock::now();
-        sda::AtomicFile csv(o.out / "results.csv");
-        csv.stream() << "scenario,K,C,method,samples,bad,seconds,w1,w1_relative,mmd,rmse,crps,spread_skill,log_prior,log_likelihood\n";
-        auto row = [&](const std::string& scenario, const std::string& k, const std::string& c, const std::string& method,
-                       double seconds, const Metrics& m) {
-            csv.stream() << scenario << ',' << k << ',' << c << ',' << method << ',' << o.samples << ',' << m.bad << ',' << seconds << ','
-                         << m.w1 << ',' << m.w1_relative << ',' << m.mmd << ',' << m.rmse << ',' << m.crps << ','
-                         << m.spread_skill << ',' << m.log_prior << ',' << m.log_likelihood << '\n';
+        const fs::path results_path = o.out / "results.csv", settings_path = o.out / "settings.txt",
+                       trajectories_path = o.out / "trajectories.csv";
+        struct Row {
+            std::string scenario, k, c, method;
+            double seconds;
+            Metrics m;
+        };
+        std::map<std::string, Row> earlier;  // by "scenario name", e.g. "lo sda K=2 C=1"
+        auto config_name = [](const std::string& method, const std::string& k, const std::string& c) {
+            return method + " K=" + k + " C=" + c;
+        };
+        if (fs::exists(settings_path) && fs::exists(results_path)) {
+            std::ifstream settings_file(settings_path);
+            std::string settings;
+            std::getline(settings_file, settings);
+            std::ifstream results_file(results_path);
+            std::string line;
+            std::getline(results_file, line);  // header
+            while (settings == o.settings() && std::getline(results_file, line)) {
+                const auto f = fields(line);
+                if (f.size() != 16 || f[1].empty()) continue;  // the references are recomputed
+                Row r{f[0], f[1], f[2], f[3], std::stod(f[6]), {}};
+                r.m = {std::stod(f[7]), std::stod(f[8]), std::stod(f[9]), std::stod(f[10]), std::stod(f[11]),
+                       std::stod(f[12]), std::stod(f[13]), std::stod(f[14]), std::stod(f[15]), std::stoul(f[5])};
+                earlier.emplace(r.scenario + " " + config_name(r.method, r.k, r.c), r);
+            }
+        }
+        std::vector<Row> rows;
+        auto save_results = [&] {
+            sda::AtomicFile csv(results_path);
+            csv.stream() << "scenario,K,C,method,samples,bad,seconds,w1,w1_relative,w1_physical,mmd,rmse,crps,"
+                            "spread_skill,log_prior,log_likelihood\n";
+            for (const auto& [scenario, k, c, method, seconds, m] : rows)
+                csv.stream() << scenario << ',' << k << ',' << c << ',' << method << ',' << o.samples << ',' << m.bad << ','
+                             << seconds << ',' << m.w1 << ',' << m.w1_relative << ',' << m.w1_physical << ',' << m.mmd << ','
+                             << m.rmse << ',' << m.crps << ',' << m.spread_skill << ',' << m.log_prior << ','
+                             << m.log_likelihood << '\n';
+            csv.commit();
         };
         std::map<std::string, std::vector<std::pair<std::string, Metrics>>> table;
         struct Shown {
@@ -271,77 +340,30 @@ int main(int argc, char** argv) {
             Tensor<double> x;
         };
         std::map<std::string, Shown> shown;  // the figure's samples: the closest configuration without bad samples
-        for (const auto& s : scenarios) {
-            const Reference& r = reference.at(s.name);
-            const Metrics pf = evaluate(s, r.pf_other), enks = evaluate(s, r.enks);
-            row(s.name, "", "", "particle smoother (2nd run)", 0, pf);
-            row(s.name, "", "", "EnKS", 0, enks);
-            table[s.name].push_back({"particle smoother, 2nd run", pf});
-            table[s.name].push_back({"EnKS", enks});
-        }
-        struct Variant {
-            std::string method, name;
-            double zeta = 0.0;
-        };
-        std::vector<Variant> variants;  // the methods, DPS once per zeta
-        for (const auto& method : o.methods) {
-            if (method != "dps") {
-                variants.push_back({method, method});
-                continue;
+        if (!earlier.empty() && fs::exists(trajectories_path)) {
+            // the samples an earlier run showed, as long as their configuration is reused
+            std::map<std::string, std::pair<std::string, std::vector<double>>> values;  // scenario -> (name, x y z...)
+            std::ifstream file(trajectories_path);
+            std::string line;
+            std::getline(file, line);
+            while (std::getline(file, line)) {
+                const auto f = fields(line);
+                if (f.size() != 7 || f[1].rfind("posterior ", 0) != 0) continue;
+                auto& [name, x] = values[f[0]];
+                name = f[1].substr(10);
+                for (std::size_t j = 4; j < 7; ++j) x.push_back(std::stod(f[j]));
             }
-            for (const double zeta : o.zetas) {
-                char name[32];
-                std::snprintf(name, sizeof name, "dps zeta=%g", zeta);
-                variants.push_back({method, name, zeta});
+            for (auto& [scenario, entry] : values) {
+                const auto found = earlier.find(scenario + " " + entry.first);
+                const std::size_t count = entry.second.size() / (3 * length);
+                if (found == earlier.end() || count == 0 || count * 3 * length != entry.second.size()) continue;
+                Tensor<double> x = sda::empty_tensor<double>({count, length, 3});
+                std::copy(entry.second.begin(), entry.second.end(), x.data());
+                shown[scenario] = {entry.first, found->second.m.w1_relative, std::move(x)};
             }
         }
-        const std::size_t configurations = o.scenarios.size() * o.orders.size() * o.corrections.size() * variants.size();
-        std::size_t done = 0;
-        for (const auto& s : scenarios) {
-            const sda::observe::Select A(s.states, {0});
-            const sda::GaussianObservation obs(A, s.y, s.std * s.std);
-            for (const std::size_t k : o.orders) {
-                sda::dispatch_order<4>(k, [&](auto K) {
-                    const sda::MarkovComposedScore<Net, K> prior(nets.at(k), length);
-                    for (const std::size_t c : o.corrections)
-                        for (const auto& [method, method_name, zeta] : variants) {
-                            ++done;
-                            char label[96];
-                            std::snprintf(label, sizeof label, "[%zu/%zu] %s K=%zu C=%zu %s", done, configurations,
-                                          s.name.c_str(), k, c, method_name.c_str());
-                            sda::Progress progress(label, !o.quiet);
-                            const sda::PredictorCorrector sampler{.steps = o.steps,
-                                                                  .corrector = {.corrections = c, .tau = 0.25},
-                                                                  .nonfinite = sda::NonFinite::report};
-                            sda::Generator gen(o.seed + 1000 + done);
-                            const auto t1 = std::chrono::steady_clock::now();
-                            Tensor<float> x;
-                            if (method == "sda") x = sda::sample(sampler, sda::guide(prior, obs, sda::SDA{.gamma = o.gamma}), o.samples, gen, progress);
-                            if (method == "mmps") x = sda::sample(sampler, sda::guide(prior, obs, sda::MMPS{.iterations = o.cg, .gamma = o.mmps_gamma}), o.samples, gen, progress);
-                            if (method == "dps") {
-                                const sda::DPS dps = o.dps_convention == "per-step" ? sda::DPS::per_step(zeta, sampler) : sda::DPS{.zeta = zeta};
-                                x = sda::sample(sampler, sda::guide(prior, obs, dps), o.samples, gen, progress);
-                            }
-                            const double seconds = seconds_since(t1);
-                            const Tensor<double> xd = to_double(x);
-                            const Metrics m = evaluate(s, xd);
-                            row(s.name, std::to_string(k), std::to_string(c), method_name, seconds, m);
-                            char name[64];
-                            std::snprintf(name, sizeof name, "%s K=%zu C=%zu", method_name.c_str(), k, c);
-                            table[s.name].push_back({name, m});
-                            const auto best = shown.find(s.name);
-                            if (m.bad == 0 && (best == shown.end() || m.w1_relative < best->second.w1_relative))
-                                shown[s.name] = {name, m.w1_relative, head(xd, std::min<std::size_t>(16, o.samples))};
-                        }
-                });
-            }
-        }
-        csv.commit();
-        stage_seconds.emplace_back("assimilation", seconds_since(t0));
-
-        // --- figures' data -----------------------------------------------------------------------------
-        {
-            sda::AtomicFile file(o.out / "trajectories.csv");
+        auto save_trajectories = [&] {
+            sda::AtomicFile file(trajectories_path);
             file.stream() << "scenario,source,sample,state,x,y,z\n";
             auto write = [&](const std::string& scenario, const std::string& source, const Tensor<double>& x, std::size_t count) {
                 for (std::size_t b = 0; b < std::min(count, x.shape()[0]); ++b)
@@ -355,6 +377,97 @@ int main(int argc, char** argv) {
                 if (shown.count(s.name)) write(s.name, "posterior " + shown.at(s.name).name, shown.at(s.name).x, 16);
             }
             file.commit();
+        };
+        for (const auto& s : scenarios) {
+            const Reference& r = reference.at(s.name);
+            const Metrics pf = evaluate(s, r.pf_other), enks = evaluate(s, r.enks);
+            rows.push_back({s.name, "", "", "particle smoother (2nd run)", 0, pf});
+            rows.push_back({s.name, "", "", "EnKS", 0, enks});
+            table[s.name].push_back({"particle smoother, 2nd run", pf});
+            table[s.name].push_back({"EnKS", enks});
+        }
+        save_results();  // before settings.txt: a results.csv of other settings is never paired with these
+        {
+            sda::AtomicFile file(settings_path);
+            file.stream() << o.settings() << '\n';
+            file.commit();
+        }
+        struct Variant {
+            std::string method, name;
+            double zeta = 0.0;
+            std::size_t cg = 1;
+        };
+        std::vector<Variant> variants;  // the methods, DPS once per zeta, MMPS once per CG count
+        for (const auto& method : o.methods) {
+            if (method == "sda") variants.push_back({method, method});
+            char name[32];
+            if (method == "mmps")
+                for (const std::size_t cg : o.cgs) {
+                    std::snprintf(name, sizeof name, "mmps cg=%zu", cg);
+                    variants.push_back({method, cg == 1 ? std::string("mmps") : name, 0.0, cg});
+                }
+            if (method == "dps")
+                for (const double zeta : o.zetas) {
+                    std::snprintf(name, sizeof name, "dps zeta=%g", zeta);
+                    variants.push_back({method, name, zeta});
+                }
+        }
+        const std::size_t configurations = o.scenarios.size() * o.orders.size() * o.corrections.size() * variants.size();
+        std::size_t done = 0, reused = 0;
+        for (const auto& s : scenarios) {
+            const sda::observe::Select A(s.states, {0});
+            const sda::GaussianObservation obs(A, s.y, s.std * s.std);
+            for (const std::size_t k : o.orders) {
+                sda::dispatch_order<4>(k, [&](auto K) {
+                    const sda::MarkovComposedScore<Net, K> prior(nets.at(k), length);
+                    for (const std::size_t c : o.corrections)
+                        for (const auto& [method, method_name, zeta, cg] : variants) {
+                            ++done;
+                            const std::string name = config_name(method_name, std::to_string(k), std::to_string(c));
+                            if (const auto found = earlier.find(s.name + " " + name); found != earlier.end()) {
+                                rows.push_back(found->second);
+                                table[s.name].push_back({name, found->second.m});
+                                ++reused;
+                                continue;
+                            }
+                            char label[96];
+                            std::snprintf(label, sizeof label, "[%zu/%zu] %s %s", done, configurations, s.name.c_str(),
+                                          name.c_str());
+                            sda::Progress progress(label, !o.quiet);
+                            const sda::PredictorCorrector sampler{.steps = o.steps,
+                                                                  .corrector = {.corrections = c, .tau = 0.25},
+                                                                  .nonfinite = sda::NonFinite::report};
+                            sda::Generator gen(o.seed + 1000 + done);
+                            const auto t1 = std::chrono::steady_clock::now();
+                            Tensor<float> x;
+                            if (method == "sda") x = sda::sample(sampler, sda::guide(prior, obs, sda::SDA{.gamma = o.gamma}), o.samples, gen, progress);
+                            if (method == "mmps") x = sda::sample(sampler, sda::guide(prior, obs, sda::MMPS{.iterations = cg, .gamma = o.mmps_gamma}), o.samples, gen, progress);
+                            if (method == "dps") {
+                                const sda::DPS dps = o.dps_convention == "per-step" ? sda::DPS::per_step(zeta, sampler) : sda::DPS{.zeta = zeta};
+                                x = sda::sample(sampler, sda::guide(prior, obs, dps), o.samples, gen, progress);
+                            }
+                            const double seconds = seconds_since(t1);
+                            const Tensor<double> xd = to_double(x);
+                            const Metrics m = evaluate(s, xd);
+                            rows.push_back({s.name, std::to_string(k), std::to_string(c), method_name, seconds, m});
+                            table[s.name].push_back({name, m});
+                            const auto best = shown.find(s.name);
+                            if (m.bad == 0 && (best == shown.end() || m.w1_relative < best->second.w1_relative))
+                                shown[s.name] = {name, m.w1_relative, head(xd, std::min<std::size_t>(16, o.samples))};
+                            save_results();
+                            save_trajectories();
+                        }
+                });
+            }
+        }
+        save_results();
+        if (reused) std::printf("reused %zu of %zu configurations from %s (same settings)\n", reused, configurations,
+                                results_path.c_str());
+        stage_seconds.emplace_back("assimilation", seconds_since(t0));
+
+        // --- figures' data -----------------------------------------------------------------------------
+        {
+            save_trajectories();
             sda::AtomicFile obs_file(o.out / "observations.csv");
             obs_file.stream() << "scenario,state,y,std\n";
             for (const auto& s : scenarios)

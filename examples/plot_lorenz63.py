@@ -6,8 +6,9 @@ out/lorenz63) and writes
   DIR/lorenz63_posterior.png  the observed trajectory, samples of the configuration
                               closest to the particle smoother (W1/floor, no bad
                               sample) and its 5-95% band, per coordinate;
-  DIR/lorenz63_w1.png         W1 to the particle smoother against C, one line
-                              per K and method, lo and hi (the paper's Figure 3);
+  DIR/lorenz63_w1.png         W1 to the particle smoother over the floor against C,
+                              one line per K, lo and hi, one row per guidance (the
+                              paper's Figure 3), floor and EnKS as horizontal lines;
   DIR/lorenz63_quality.png    log-prior and log-likelihood of the samples against C.
 Needs only Debian's python3-matplotlib.
 """
@@ -113,14 +114,55 @@ def sweep_figure(out, results, metrics, name, title):
     return path
 
 
+def figure3(out, results):
+    """The paper's Figure 3 once per guidance: W1/floor against C, one line per K, lo and hi,
+    with the floor (1) and the EnKS as horizontal lines."""
+    sweep = [r for r in results if r["K"]]
+    scenarios = sorted({r["scenario"] for r in sweep}, reverse=True)  # lo first
+    methods = sorted({r["method"] for r in sweep}, key=lambda m: (["sda", "mmps", "dps"].index(m.split()[0]), m))
+    figure, axes = plt.subplots(len(methods), len(scenarios), figsize=(5.5 * len(scenarios), 3.6 * len(methods)),
+                                squeeze=False, sharey=True)
+    corrections = sorted({int(r["C"]) for r in sweep})
+    for row, method in enumerate(methods):
+        for col, scenario in enumerate(scenarios):
+            axis = axes[row][col]
+            lines = defaultdict(list)
+            for r in sweep:
+                if r["scenario"] == scenario and r["method"] == method:
+                    lines[int(r["K"])].append(r)
+            for k, points in sorted(lines.items()):
+                points.sort(key=lambda r: int(r["C"]))
+                axis.plot([int(r["C"]) for r in points], [float(r["w1_relative"]) for r in points], marker="o",
+                          label=f"K={k}")
+                for r in points:  # configurations with samples left out are marked
+                    if int(r["bad"]):
+                        axis.annotate(f"{r['bad']} bad", (int(r["C"]), float(r["w1_relative"])), fontsize=6,
+                                      color="tab:red", textcoords="offset points", xytext=(3, 3))
+            axis.axhline(1.0, color="gray", ls="--", lw=1, label="floor (2nd particle-smoother run)")
+            for r in results:
+                if r["scenario"] == scenario and r["method"] == "EnKS":
+                    axis.axhline(float(r["w1_relative"]), color="gray", ls=":", lw=1.2, label="EnKS")
+            axis.set_yscale("log")
+            axis.set_xticks(corrections)
+            axis.set_xlabel("Langevin corrections C")
+            axis.set_ylabel("W1 / floor")
+            axis.set_title(f"{display(method)}: {scenario}")
+            axis.legend(fontsize=7)
+    samples = sweep[0]["samples"] if sweep else "?"
+    figure.suptitle(f"W1 to the particle smoother relative to the floor, {samples} samples (the paper's Figure 3, "
+                    "per guidance)")
+    figure.tight_layout(rect=(0, 0, 1, 0.98))
+    path = os.path.join(out, "lorenz63_w1.png")
+    figure.savefig(path, dpi=110)
+    return path
+
+
 def main(out):
     results = rows(os.path.join(out, "results.csv"))
     trajectories = rows(os.path.join(out, "trajectories.csv"))
     observations = rows(os.path.join(out, "observations.csv"))
     written = [posterior_figure(out, trajectories, observations),
-               sweep_figure(out, results, [("w1", "W1 to the particle smoother")], "lorenz63_w1.png",
-                            "W1 between SDA and the particle smoother (dashed: second particle-smoother run, "
-                            "the noise floor; dotted: EnKS)"),
+               figure3(out, results),
                sweep_figure(out, results, [("log_prior", "log-prior"), ("log_likelihood", "log-likelihood")],
                             "lorenz63_quality.png", "Log-prior and observation log-likelihood of the samples")]
     for path in written:
