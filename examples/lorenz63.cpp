@@ -391,7 +391,14 @@ int main(int argc, char** argv) {
             sda::AtomicFile file(settings_path);
             file.stream() << o.settings() << '\n';
             file.commit();
+            sda::AtomicFile obs_file(o.out / "observations.csv");
+            obs_file.stream() << "scenario,state,y,std\n";
+            for (const auto& s : scenarios)
+                for (std::size_t j = 0; j < s.states.size(); ++j)
+                    obs_file.stream() << s.name << ',' << s.states[j] << ',' << s.y(j, 0) << ',' << s.std << '\n';
+            obs_file.commit();
         }
+        save_trajectories();  // the truth and the particle smoother's draws, before any configuration
         struct Variant {
             std::string method, name;
             double zeta = 0.0;
@@ -465,16 +472,7 @@ int main(int argc, char** argv) {
                                 results_path.c_str());
         stage_seconds.emplace_back("assimilation", seconds_since(t0));
 
-        // --- figures' data -----------------------------------------------------------------------------
-        {
-            save_trajectories();
-            sda::AtomicFile obs_file(o.out / "observations.csv");
-            obs_file.stream() << "scenario,state,y,std\n";
-            for (const auto& s : scenarios)
-                for (std::size_t j = 0; j < s.states.size(); ++j)
-                    obs_file.stream() << s.name << ',' << s.states[j] << ',' << s.y(j, 0) << ',' << s.std << '\n';
-            obs_file.commit();
-        }
+        save_trajectories();  // with the closest configuration's samples, for the figures
 
         // --- summary ---------------------------------------------------------------------------------------
         std::printf("\nLorenz-63, 65 states, %zu samples per method, %zu steps, tau 0.25; against a particle smoother "
