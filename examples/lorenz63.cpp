@@ -23,7 +23,8 @@
 //
 // Writes DIR/results.csv, DIR/trajectories.csv, DIR/observations.csv after every
 // configuration; a rerun with the same settings (DIR/settings.txt) reuses the
-// rows it finds, so an interrupted sweep resumes. examples/plot_lorenz63.py
+// rows it finds, so an interrupted sweep resumes, and keeps the rows of other
+// configurations, so that runs of parts of a sweep add up to one table. examples/plot_lorenz63.py
 // draws DIR/lorenz63_*.png. `--full` runs the paper's sweep at its training
 // budget (K 1..4, C 0,1,2,4,8, every method, 256 samples, EMA priors): hours here.
 #include <chrono>
@@ -293,6 +294,7 @@ int main(int argc, char** argv) {
         // --- 5. SDA over the sweep ---------------------------------------------------------------------
         // results.csv and trajectories.csv are rewritten after every configuration; a run with the
         // same settings (settings.txt) reuses the rows it finds there instead of sampling them again
+        // and keeps those of configurations it does not run
         t0 = std::chrono::steady_clock::now();
         const fs::path results_path = o.out / "results.csv", settings_path = o.out / "settings.txt",
                        trajectories_path = o.out / "trajectories.csv";
@@ -326,11 +328,16 @@ int main(int argc, char** argv) {
             sda::AtomicFile csv(results_path);
             csv.stream() << "scenario,K,C,method,samples,bad,seconds,w1,w1_relative,w1_physical,mmd,rmse,crps,"
                             "spread_skill,log_prior,log_likelihood\n";
-            for (const auto& [scenario, k, c, method, seconds, m] : rows)
+            std::vector<const Row*> all;
+            for (const Row& r : rows) all.push_back(&r);
+            for (const auto& entry : earlier) all.push_back(&entry.second);  // other configurations: kept
+            for (const Row* r : all) {
+                const auto& [scenario, k, c, method, seconds, m] = *r;
                 csv.stream() << scenario << ',' << k << ',' << c << ',' << method << ',' << o.samples << ',' << m.bad << ','
                              << seconds << ',' << m.w1 << ',' << m.w1_relative << ',' << m.w1_physical << ',' << m.mmd << ','
                              << m.rmse << ',' << m.crps << ',' << m.spread_skill << ',' << m.log_prior << ','
                              << m.log_likelihood << '\n';
+            }
             csv.commit();
         };
         std::map<std::string, std::vector<std::pair<std::string, Metrics>>> table;
@@ -434,6 +441,7 @@ int main(int argc, char** argv) {
                             if (const auto found = earlier.find(s.name + " " + name); found != earlier.end()) {
                                 rows.push_back(found->second);
                                 table[s.name].push_back({name, found->second.m});
+                                earlier.erase(found);
                                 ++reused;
                                 continue;
                             }
@@ -470,6 +478,9 @@ int main(int argc, char** argv) {
         save_results();
         if (reused) std::printf("reused %zu of %zu configurations from %s (same settings)\n", reused, configurations,
                                 results_path.c_str());
+        if (!earlier.empty())
+            std::printf("kept %zu rows of other configurations of earlier runs with the same settings in %s\n",
+                        earlier.size(), results_path.c_str());
         stage_seconds.emplace_back("assimilation", seconds_since(t0));
 
         save_trajectories();  // with the closest configuration's samples, for the figures
