@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -307,20 +308,30 @@ int main(int argc, char** argv) {
         auto config_name = [](const std::string& method, const std::string& k, const std::string& c) {
             return method + " K=" + k + " C=" + c;
         };
-        if (fs::exists(settings_path) && fs::exists(results_path)) {
-            std::ifstream settings_file(settings_path);
+        if (fs::exists(results_path)) {
             std::string settings;
-            std::getline(settings_file, settings);
-            std::ifstream results_file(results_path);
-            std::string line;
-            std::getline(results_file, line);  // header
-            while (settings == o.settings() && std::getline(results_file, line)) {
-                const auto f = fields(line);
-                if (f.size() != 16 || f[1].empty()) continue;  // the references are recomputed
-                Row r{f[0], f[1], f[2], f[3], std::stod(f[6]), {}};
-                r.m = {std::stod(f[7]), std::stod(f[8]), std::stod(f[9]), std::stod(f[10]), std::stod(f[11]),
-                       std::stod(f[12]), std::stod(f[13]), std::stod(f[14]), std::stod(f[15]), std::stoul(f[5])};
-                earlier.emplace(r.scenario + " " + config_name(r.method, r.k, r.c), r);
+            if (std::ifstream settings_file(settings_path); settings_file) std::getline(settings_file, settings);
+            if (settings == o.settings()) {
+                std::ifstream results_file(results_path);
+                std::string line;
+                std::getline(results_file, line);  // header
+                while (std::getline(results_file, line)) {
+                    const auto f = fields(line);
+                    if (f.size() != 16 || f[1].empty()) continue;  // the references are recomputed
+                    try {
+                        Row r{f[0], f[1], f[2], f[3], std::stod(f[6]), {}};
+                        r.m = {std::stod(f[7]), std::stod(f[8]), std::stod(f[9]), std::stod(f[10]), std::stod(f[11]),
+                               std::stod(f[12]), std::stod(f[13]), std::stod(f[14]), std::stod(f[15]), std::stoul(f[5])};
+                        earlier.emplace(r.scenario + " " + config_name(r.method, r.k, r.c), r);
+                    } catch (const std::exception&) {
+                        // a damaged row: its configuration is sampled again
+                    }
+                }
+            } else {
+                // results of other settings are set aside, not overwritten
+                fs::rename(results_path, o.out / "results.previous.csv");
+                if (fs::exists(settings_path)) fs::rename(settings_path, o.out / "settings.previous.txt");
+                std::printf("%s came from other settings: moved to results.previous.csv\n", results_path.c_str());
             }
         }
         std::vector<Row> rows;
