@@ -133,7 +133,7 @@ def figure3(out, results):
             for k, points in sorted(lines.items()):
                 points.sort(key=lambda r: int(r["C"]))
                 axis.plot([int(r["C"]) for r in points], [float(r["w1_relative"]) for r in points], marker="o",
-                          label=f"K={k}")
+                          color=f"C{k - 1}", label=f"K={k}")  # one colour per K in every panel
                 for r in points:  # configurations with samples left out are marked
                     if int(r["bad"]):
                         axis.annotate(f"{r['bad']} bad", (int(r["C"]), float(r["w1_relative"])), fontsize=6,
