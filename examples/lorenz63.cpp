@@ -26,7 +26,8 @@
 // rows it finds, so an interrupted sweep resumes, and keeps the rows of other
 // configurations, so that runs of parts of a sweep add up to one table. examples/plot_lorenz63.py
 // draws DIR/lorenz63_*.png. `--full` runs the paper's sweep at its training
-// budget (K 1..4, C 0,1,2,4,8, every method, 256 samples, EMA priors): hours here.
+// budget (K 1..4, C 0,1,2,4,8, every method, 256 samples, EMA priors): about a
+// day on 2 cores.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
