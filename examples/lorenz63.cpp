@@ -36,6 +36,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -366,6 +367,7 @@ int main(int argc, char** argv) {
         if (!earlier.empty() && fs::exists(trajectories_path)) {
             // the samples an earlier run showed, as long as their configuration is reused
             std::map<std::string, std::pair<std::string, std::vector<double>>> values;  // scenario -> (name, x y z...)
+            std::set<std::string> damaged;
             std::ifstream file(trajectories_path);
             std::string line;
             std::getline(file, line);
@@ -374,12 +376,18 @@ int main(int argc, char** argv) {
                 if (f.size() != 7 || f[1].rfind("posterior ", 0) != 0) continue;
                 auto& [name, x] = values[f[0]];
                 name = f[1].substr(10);
-                for (std::size_t j = 4; j < 7; ++j) x.push_back(std::stod(f[j]));
+                try {
+                    for (std::size_t j = 4; j < 7; ++j) x.push_back(std::stod(f[j]));
+                } catch (const std::exception&) {
+                    damaged.insert(f[0]);  // a damaged line: that scenario's samples are not restored
+                }
             }
             for (auto& [scenario, entry] : values) {
                 const auto found = earlier.find(scenario + " " + entry.first);
                 const std::size_t count = entry.second.size() / (3 * length);
-                if (found == earlier.end() || count == 0 || count * 3 * length != entry.second.size()) continue;
+                if (found == earlier.end() || damaged.count(scenario) || count == 0 ||
+                    count * 3 * length != entry.second.size())
+                    continue;
                 Tensor<double> x = sda::empty_tensor<double>({count, length, 3});
                 std::copy(entry.second.begin(), entry.second.end(), x.data());
                 shown[scenario] = {entry.first, found->second.m.w1_relative, std::move(x)};
@@ -483,10 +491,11 @@ int main(int argc, char** argv) {
                             rows.push_back({s.name, std::to_string(k), std::to_string(c), method_name, seconds, m});
                             table[s.name].push_back({name, m});
                             const auto best = shown.find(s.name);
-                            if (m.bad == 0 && (best == shown.end() || m.w1_relative < best->second.w1_relative))
-                                shown[s.name] = {name, m.w1_relative, head(xd, std::min<std::size_t>(16, o.samples))};
                             save_results();
-                            save_trajectories();
+                            if (m.bad == 0 && (best == shown.end() || m.w1_relative < best->second.w1_relative)) {
+                                shown[s.name] = {name, m.w1_relative, head(xd, std::min<std::size_t>(16, o.samples))};
+                                save_trajectories();  // only when the figure's samples change
+                            }
                         }
                 });
             }
@@ -499,7 +508,6 @@ int main(int argc, char** argv) {
                         earlier.size(), results_path.c_str());
         stage_seconds.emplace_back("assimilation", seconds_since(t0));
 
-        save_trajectories();  // with the closest configuration's samples, for the figures
 
         // --- summary ---------------------------------------------------------------------------------------
         std::printf("\nLorenz-63, 65 states, %zu samples per method, %zu steps, tau 0.25; against a particle smoother "
