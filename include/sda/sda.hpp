@@ -4,8 +4,8 @@
 // Includes every policy kind: schedules, score models (analytic Gaussian,
 // Markov composition, the trainable score networks: MLP and U-Net), observation operators,
 // likelihood guidance, samplers; training and checkpoints; the reference
-// systems (linear-Gaussian chain, Lorenz-63) with their baselines (Kalman/RTS,
-// particle and ensemble Kalman smoothers) and metrics; plus xtensor's views for
+// systems (linear-Gaussian chain, Lorenz-63, Lorenz-96) with their baselines (Kalman/RTS,
+// particle and ensemble Kalman smoothers, ETKF/LETKF) and metrics; plus xtensor's views for
 // working with the samples. Not HDF5 (sda/io/hdf5.hpp, target sda::hdf5) nor
 // the Kolmogorov-flow solver (sda/systems/kolmogorov.hpp, target sda::fftw).
 // Inside the library, include what you use instead.
@@ -73,8 +73,10 @@
 
 #include "sda/systems/linear_gaussian.hpp"
 #include "sda/systems/lorenz63.hpp"
+#include "sda/systems/lorenz96.hpp"
 
 #include "sda/baselines/enks.hpp"
+#include "sda/baselines/etkf.hpp"
 #include "sda/baselines/kalman.hpp"
 #include "sda/baselines/particle_filter.hpp"
 

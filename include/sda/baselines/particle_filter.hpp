@@ -41,7 +41,7 @@ namespace sda::baselines {
 /// - `m.dim()`: the state dimension D;
 /// - `m.propagate(x, gen)`: replaces every row of `x` (a `RowMatrix<double>`
 ///   N x D) by a draw of the next state given it, using `gen` for the noise.
-/// `systems::Lorenz63` and `systems::LinearGaussianChain` are ones.
+/// `systems::Lorenz63`, `systems::Lorenz96` and `systems::LinearGaussianChain` are ones.
 template <class M>
 concept MarkovTransition = requires(const M& m, RowMatrix<double>& x, Generator& gen) {
     { m.dim() } -> std::convertible_to<std::size_t>;
