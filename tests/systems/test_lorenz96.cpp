@@ -123,6 +123,14 @@ TEST_CASE("lorenz96: simulation reaches the attractor and does not depend on the
     for (std::size_t i = 0; i < one.size(); ++i) squares += one.data()[i] * one.data()[i], sums += one.data()[i];
     const double noise_input = 40.0 * 0.01 / (2.0 * system.dt);
     CHECK(squares / double(8 * 200) == doctest::Approx(system.forcing * sums / double(8 * 200) + noise_input).epsilon(0.05));
+    // without model noise (the default) the trajectory after the burn-in is rk4 iterated
+    const Lorenz96 deterministic;
+    sda::Generator c(52);
+    const sda::Tensor<double> plain = deterministic.simulate(2, 50, 3, c);
+    Lorenz96::State state(40);
+    for (std::size_t k = 0; k < 40; ++k) state(static_cast<Eigen::Index>(k)) = plain(1, 0, k);
+    state = deterministic.rk4(deterministic.rk4(state));
+    for (std::size_t k = 0; k < 40; ++k) CHECK(plain(1, 2, k) == state(static_cast<Eigen::Index>(k)));
     // chaotic: trajectories from different initial states are far apart
     double distance = 0;
     for (std::size_t k = 0; k < 40; ++k) distance += std::pow(one(0, 199, k) - one(1, 199, k), 2);

@@ -5,7 +5,7 @@
 //
 // Bishop, Etherton & Majumdar (2001); Hunt, Kostelich & Szunyogh, "Efficient data
 // assimilation for spatiotemporal chaos: a local ensemble transform Kalman filter" (2007);
-// the conventions of DAPPER (Raanes et al.), against which bench/dapper_compare.py checks it.
+// the conventions of DAPPER (Raanes et al.), whose published Lorenz-96 scores the tests reproduce.
 // With the ensemble E [N, D] (one member per row), its mean m and anomalies A = E - m, the
 // predicted observations' anomalies Y = (E - m) H^T whitened by R (Y R^{-1/2}) and the
 // whitened innovation d = R^{-1/2} (y - H m), each analysis is
