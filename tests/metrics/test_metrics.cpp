@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <Eigen/Core>
+#include <boost/math/distributions/chi_squared.hpp>
 #include <boost/math/distributions/normal.hpp>
 #include <boost/math/distributions/students_t.hpp>
 #include <xtensor/xbuilder.hpp>
@@ -581,6 +582,50 @@ TEST_CASE("crps: Gaussian ensembles against s [z (2 Phi(z) - 1) + 2 phi(z) - 1/s
         CHECK(test.pass());
         if (N == 10) CHECK(bias > 5.0 * test.threshold * test.standard_error);  // the fair form would fail
     }
+}
+
+TEST_CASE("rank_histogram: hand-computed ranks, ties shared among the ranks they could take") {
+    // Members (0, 1, 2) in each of 4 entries; truths -1 (rank 0), 1.5 (rank 2), 5 (rank 3) and 1
+    // (tied with one member: ranks 1 and 2, half each).
+    sda::Tensor<double> x = sda::empty_tensor<double>({3, 4}), truth = sda::empty_tensor<double>({4});
+    for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t e = 0; e < 4; ++e) x(i, e) = double(i);
+    truth(0) = -1.0, truth(1) = 1.5, truth(2) = 5.0, truth(3) = 1.0;
+    const std::vector<double> counts = sda::metrics::rank_histogram(x, truth);
+    REQUIRE(counts.size() == 4);
+    CHECK(counts[0] == 1.0);
+    CHECK(counts[1] == 0.5);
+    CHECK(counts[2] == 1.5);
+    CHECK(counts[3] == 1.0);
+    // all members equal to the truth: every rank a quarter
+    const sda::Tensor<double> same = xt::ones<double>({3, 1}), one = xt::ones<double>({1});
+    for (const double c : sda::metrics::rank_histogram(same, one)) CHECK(c == 0.25);
+}
+
+TEST_CASE("rank_histogram: flat for an exchangeable truth (chi-square), U-shaped for an under-dispersed ensemble") {
+    const std::size_t N = 9, E = 5000;
+    sda::Generator gen(131);
+    const sda::Tensor<double> x = normal_tensor(gen, {N, E}, 0.0, 1.0), truth = normal_tensor(gen, {E}, 0.0, 1.0);
+    const std::vector<double> counts = sda::metrics::rank_histogram(x, truth);
+    REQUIRE(counts.size() == N + 1);
+    CHECK(std::accumulate(counts.begin(), counts.end(), 0.0) == doctest::Approx(double(E)));
+    // Pearson's statistic with N degrees of freedom, against its 1 - 1e-4 quantile
+    const double expected = double(E) / double(N + 1);
+    double chi2 = 0;
+    for (const double c : counts) chi2 += (c - expected) * (c - expected) / expected;
+    const double limit = boost::math::quantile(boost::math::chi_squared(double(N)), 1.0 - 1e-4);
+    CAPTURE(chi2);
+    CHECK(chi2 < limit);
+    // members at half the truth's spread: the truth falls outside them far more often
+    const sda::Tensor<double> narrow = x * 0.5;
+    const std::vector<double> u = sda::metrics::rank_histogram(narrow, truth);
+    CHECK(u.front() > 2.0 * expected);
+    CHECK(u.back() > 2.0 * expected);
+    CHECK(u[N / 2] < expected);
+    CHECK_THROWS_AS(sda::metrics::rank_histogram(x, normal_tensor(gen, {E + 1}, 0.0, 1.0)), sda::error);
+    sda::Tensor<double> bad = truth;
+    bad(3) = std::numeric_limits<double>::quiet_NaN();
+    CHECK_THROWS_WITH_AS(sda::metrics::rank_histogram(x, bad), doctest::Contains("truth has a non-finite entry"), sda::error);
 }
 
 TEST_CASE("ensemble scores: bad shapes, too few members and NaN throw sda::error") {

@@ -2,7 +2,8 @@
 // posterior trajectories [N, L, D]) against one truth of the member shape:
 // RMSE of the ensemble mean, spread, spread-skill ratio, and the continuous
 // ranked probability score (Gneiting & Raftery, "Strictly proper scoring rules,
-// prediction, and estimation", JASA 102, 2007, eq. 21), each averaged over entries.
+// prediction, and estimation", JASA 102, 2007, eq. 21), each averaged over entries;
+// and the rank histogram of the truth among the members.
 #pragma once
 
 #include <algorithm>
@@ -113,6 +114,31 @@ double crps(const Tensor<T>& x, const Tensor<T>& truth) {
         total += error - ranked / (n * n);
     }
     return total / static_cast<double>(members.cols());
+}
+
+/// Rank histogram (Talagrand diagram) of the truth among the N members, over the E entries:
+/// bin r of the N + 1 bins counts the entries whose truth has r members below it. A calibrated
+/// ensemble (truth exchangeable with the members) gives a flat histogram in expectation, an
+/// under-dispersed one a U, a biased one a slope (Hamill, "Interpretation of rank histograms
+/// for verifying ensemble forecasts", MWR 129, 2001). A truth equal to t members could take
+/// any of t + 1 ranks: it adds 1 / (t + 1) to each, so ties keep the flat expectation and the
+/// result is deterministic. Returns N + 1 counts summing to E; add histograms over cases.
+template <class T>
+std::vector<double> rank_histogram(const Tensor<T>& x, const Tensor<T>& truth) {
+    detail::check_ensemble(x, &truth, "sda::metrics::rank_histogram", 1);
+    const Eigen::MatrixXd members = detail::ensemble_columns(x);
+    const Eigen::VectorXd y = detail::truth_entries(truth);
+    std::vector<double> counts(static_cast<std::size_t>(members.rows()) + 1, 0.0);
+    for (Eigen::Index e = 0; e < members.cols(); ++e) {
+        std::size_t below = 0, tied = 0;
+        for (Eigen::Index i = 0; i < members.rows(); ++i) {
+            below += members(i, e) < y(e);
+            tied += members(i, e) == y(e);
+        }
+        const double share = 1.0 / static_cast<double>(tied + 1);
+        for (std::size_t r = below; r <= below + tied; ++r) counts[r] += share;
+    }
+    return counts;
 }
 
 }  // namespace sda::metrics
