@@ -60,13 +60,8 @@ Tensor<double> ensemble_kalman_smoother(const M& model, const RowMatrix<double>&
         const auto& obs = observations[i];
         if (!obs) continue;
         const auto m = obs->y.size();
-        sda::detail::require(obs->H.cols() == x.cols() && obs->H.rows() == m && obs->R.rows() == m && obs->R.cols() == m,
-                             "sda::baselines::ensemble_kalman_smoother: observation of state ", i,
-                             " has inconsistent H, R and y sizes");
-        const Eigen::LLT<Eigen::MatrixXd> noise(obs->R);
-        sda::detail::require(noise.info() == Eigen::Success && obs->y.allFinite(),
-                             "sda::baselines::ensemble_kalman_smoother: observation of state ", i,
-                             " needs a positive definite R and a finite y");
+        const Eigen::LLT<Eigen::MatrixXd> noise =
+            detail::checked_noise(*obs, x.cols(), i, "sda::baselines::ensemble_kalman_smoother");
         const RowMatrix<double> predicted = states[i] * obs->H.transpose();  // H x_i^n
         const RowMatrix<double> B = predicted.rowwise() - predicted.colwise().mean();
         RowMatrix<double> e(N, m);
@@ -85,12 +80,7 @@ Tensor<double> ensemble_kalman_smoother(const M& model, const RowMatrix<double>&
         }
         x = states[i];
     }
-    Tensor<double> out = empty_tensor<double>({static_cast<std::size_t>(N), length, dim});
-    for (std::size_t i = 0; i < length; ++i)
-        for (Eigen::Index n = 0; n < N; ++n)
-            Eigen::Map<Eigen::RowVectorXd>(out.data() + (static_cast<std::size_t>(n) * length + i) * dim,
-                                           static_cast<Eigen::Index>(dim)) = states[i].row(n);
-    return out;
+    return detail::stack_states(states, dim);
 }
 
 }  // namespace sda::baselines

@@ -161,34 +161,21 @@ EnsembleTransformResult ensemble_transform_smoother(const M& model, const RowMat
         const std::size_t first = i - std::min(i, options.lag);  // oldest state this analysis updates
         if (const auto& obs = observations[i]) {
             const auto m = obs->y.size();
-            sda::detail::require(obs->H.cols() == D && obs->H.rows() == m && obs->R.rows() == m && obs->R.cols() == m, who,
-                                 ": observation of state ", i, " has inconsistent H, R and y sizes");
-            const Eigen::LLT<Eigen::MatrixXd> noise(obs->R);
-            sda::detail::require(noise.info() == Eigen::Success && obs->y.allFinite(), who, ": observation of state ", i,
-                                 " needs a positive definite R and a finite y");
+            const Eigen::LLT<Eigen::MatrixXd> noise = detail::checked_noise(*obs, D, i, who);
             const RowMatrix<double> predicted = x * obs->H.transpose();
             const Eigen::RowVectorXd predicted_mean = predicted.colwise().mean();
             // whitened: Y = (HX - Hm) L^{-T}, d = L^{-1} (y - Hm) with R = L L^T
             const Eigen::MatrixXd Y =
                 noise.matrixL().solve((predicted.rowwise() - predicted_mean).transpose()).transpose();
             const Eigen::VectorXd d = noise.matrixL().solve(obs->y - predicted_mean.transpose());
-            auto update = [&](std::size_t j, const auto& transform_of) {
-                // states j in [first, i]: E_j <- m_j + G (E_j - m_j), G per variable or global
-                RowMatrix<double>& e = j == i ? x : smoothed[j];
-                const Eigen::RowVectorXd mj = e.colwise().mean();
-                const RowMatrix<double> A = e.rowwise() - mj;
-                transform_of(e, A, mj);
-            };
+            // the transform: one for all variables (ETKF) or one per variable (LETKF)
+            std::vector<Eigen::MatrixXd> G;
             if (!options.localization) {
-                const Eigen::MatrixXd G = detail::ensemble_transform(Y, d);
-                for (std::size_t j = first; j <= i; ++j)
-                    update(j, [&](RowMatrix<double>& e, const RowMatrix<double>& A, const Eigen::RowVectorXd& mj) {
-                        e = (G * A).rowwise() + mj;
-                    });
+                G.push_back(detail::ensemble_transform(Y, d));
             } else {
                 const Localization loc = *options.localization;
                 const std::vector<double> where = detail::observation_locations(obs->H, i, who);
-                std::vector<Eigen::MatrixXd> G(static_cast<std::size_t>(D));
+                G.resize(static_cast<std::size_t>(D));
                 tbb::parallel_for(Eigen::Index{0}, D, [&](Eigen::Index v) {
                     std::vector<Eigen::Index> local;
                     std::vector<double> taper;
@@ -207,31 +194,30 @@ EnsembleTransformResult ensemble_transform_smoother(const M& model, const RowMat
                     }
                     G[static_cast<std::size_t>(v)] = detail::ensemble_transform(Yl, dl);
                 });
-                for (std::size_t j = first; j <= i; ++j)
-                    update(j, [&](RowMatrix<double>& e, const RowMatrix<double>& A, const Eigen::RowVectorXd& mj) {
-                        for (Eigen::Index v = 0; v < D; ++v)
-                            e.col(v) = (G[static_cast<std::size_t>(v)] * A.col(v)).array() + mj(v);
-                    });
             }
-        }
-        // inflation and rotation act on the filter's ensemble, which carries on
-        if (observations[i] && (options.inflation != 1.0 || options.rotate)) {
-            const Eigen::RowVectorXd mean = x.colwise().mean();
-            RowMatrix<double> A = (x.rowwise() - mean) * options.inflation;
-            if (options.rotate) A = detail::mean_preserving_rotation(N, gen) * A;
-            x = A.rowwise() + mean;
+            // states j in [first, i]: E_j <- m_j + G (E_j - m_j)
+            for (std::size_t j = first; j <= i; ++j) {
+                RowMatrix<double>& e = j == i ? x : smoothed[j];
+                const Eigen::RowVectorXd mj = e.colwise().mean();
+                const RowMatrix<double> A = e.rowwise() - mj;
+                if (G.size() == 1)
+                    e = (G[0] * A).rowwise() + mj;
+                else
+                    for (Eigen::Index v = 0; v < D; ++v)
+                        e.col(v) = (G[static_cast<std::size_t>(v)] * A.col(v)).array() + mj(v);
+            }
+            // inflation and rotation act on the filter's ensemble, which carries on
+            if (options.inflation != 1.0 || options.rotate) {
+                const Eigen::RowVectorXd mean = x.colwise().mean();
+                RowMatrix<double> A = (x.rowwise() - mean) * options.inflation;
+                if (options.rotate) A = detail::mean_preserving_rotation(N, gen) * A;
+                x = A.rowwise() + mean;
+            }
         }
         filtered[i] = x;
         smoothed[i] = x;
     }
-    auto pack = [&](const std::vector<RowMatrix<double>>& states) {
-        Tensor<double> out = empty_tensor<double>({static_cast<std::size_t>(N), length, dim});
-        for (std::size_t i = 0; i < length; ++i)
-            for (Eigen::Index n = 0; n < N; ++n)
-                Eigen::Map<Eigen::RowVectorXd>(out.data() + (static_cast<std::size_t>(n) * length + i) * dim, D) = states[i].row(n);
-        return out;
-    };
-    return {pack(filtered), pack(smoothed)};
+    return {detail::stack_states(filtered, dim), detail::stack_states(smoothed, dim)};
 }
 
 }  // namespace sda::baselines

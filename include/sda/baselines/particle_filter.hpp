@@ -92,18 +92,35 @@ inline std::vector<std::uint32_t> resample(const Eigen::VectorXd& weights, std::
 }
 
 /// log N(y | H x_n, R) for every row x_n of `x`.
+/// Throws unless `obs` observes states of dimension `dim` (H m x dim, R m x m, y of m finite
+/// entries) with a positive definite R; returns R's Cholesky factorisation.
+inline Eigen::LLT<Eigen::MatrixXd> checked_noise(const KalmanObservation& obs, Eigen::Index dim, std::size_t state,
+                                                 const char* who) {
+    const auto m = obs.y.size();
+    sda::detail::require(obs.H.cols() == dim && obs.H.rows() == m && obs.R.rows() == m && obs.R.cols() == m, who,
+                         ": observation of state ", state, " has H ", obs.H.rows(), " x ", obs.H.cols(), ", R ",
+                         obs.R.rows(), " x ", obs.R.cols(), " and y of ", m, " entries for states of dimension ", dim);
+    Eigen::LLT<Eigen::MatrixXd> llt(obs.R);
+    sda::detail::require(llt.info() == Eigen::Success && obs.y.allFinite(), who, ": observation of state ", state,
+                         " needs a positive definite R and a finite y");
+    return llt;
+}
+
+/// The ensembles of `states` (L matrices N x D) as one tensor [N, L, D].
+inline Tensor<double> stack_states(const std::vector<RowMatrix<double>>& states, std::size_t dim) {
+    const std::size_t length = states.size(), n = length == 0 ? 0 : static_cast<std::size_t>(states[0].rows());
+    Tensor<double> out = empty_tensor<double>({n, length, dim});
+    for (std::size_t i = 0; i < length; ++i)
+        for (std::size_t b = 0; b < n; ++b)
+            Eigen::Map<Eigen::RowVectorXd>(out.data() + (b * length + i) * dim, static_cast<Eigen::Index>(dim)) =
+                states[i].row(static_cast<Eigen::Index>(b));
+    return out;
+}
+
 inline Eigen::VectorXd observation_log_likelihood(const RowMatrix<double>& x, const KalmanObservation& obs,
                                                   std::size_t state) {
     const auto m = obs.y.size();
-    sda::detail::require(obs.H.cols() == x.cols() && obs.H.rows() == m && obs.R.rows() == m && obs.R.cols() == m,
-                         "sda::baselines: observation of state ", state, " has H ", obs.H.rows(), " x ", obs.H.cols(),
-                         ", R ", obs.R.rows(), " x ", obs.R.cols(), " and y of ", m, " entries for states of dimension ",
-                         x.cols());
-    const Eigen::LLT<Eigen::MatrixXd> llt(obs.R);
-    sda::detail::require(llt.info() == Eigen::Success && obs.y.allFinite(),
-                         "sda::baselines: observation of state ", state,
-                         " needs a positive definite R and a finite y");
-    const Eigen::MatrixXd L = llt.matrixL();
+    const Eigen::MatrixXd L = checked_noise(obs, x.cols(), state, "sda::baselines").matrixL();
     const double constant = -L.diagonal().array().log().sum() - 0.5 * double(m) * std::log(2.0 * std::numbers::pi);
     // whitened residuals L^{-1} (y - H x_n), all rows at once
     RowMatrix<double> residual = (-(x * obs.H.transpose())).rowwise() + obs.y.transpose();
