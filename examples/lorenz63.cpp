@@ -508,7 +508,6 @@ int main(int argc, char** argv) {
                         earlier.size(), results_path.c_str());
         stage_seconds.emplace_back("assimilation", seconds_since(t0));
 
-
         // --- summary ---------------------------------------------------------------------------------------
         std::printf("\nLorenz-63, 65 states, %zu samples per method, %zu steps, tau 0.25; against a particle smoother "
                     "(%zu particles)\n", o.samples, o.steps, o.particles);

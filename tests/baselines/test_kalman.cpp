@@ -111,6 +111,15 @@ TEST_CASE("rts smoother: observations that mix states or mismatch in size throw"
 namespace {
 
 /// Positions of the damped spring observed at states 0, 3, 6, 9 of 10, std 0.3.
+/// The ensemble [N, D] of state i of a result tensor [N, L, D].
+Eigen::MatrixXd state_of(const sda::Tensor<double>& x, std::size_t i) {
+    const std::size_t n = x.shape()[0], d = x.shape()[2];
+    Eigen::MatrixXd out(n, d);
+    for (std::size_t s = 0; s < n; ++s)
+        for (std::size_t k = 0; k < d; ++k) out(s, k) = x(s, i, k);
+    return out;
+}
+
 struct SpringProblem {
     LinearGaussianChain chain = LinearGaussianChain::damped_spring();
     std::size_t length = 10;
@@ -136,19 +145,24 @@ struct SpringProblem {
     /// with (mean_tol, var_tol) = tolerance(i).
     template <class Tolerance>
     void check_moments(const sda::Tensor<double>& x, Tolerance&& tolerance) const {
+        check_moments(x, tolerance, exact.smoothed_mean, exact.smoothed_cov);
+    }
+
+    /// The same against other exact moments per state (the Kalman filter's, say).
+    template <class Tolerance>
+    void check_moments(const sda::Tensor<double>& x, Tolerance&& tolerance, const std::vector<Eigen::VectorXd>& means,
+                       const std::vector<Eigen::MatrixXd>& covs) const {
         const std::size_t d = chain.dim();
         for (std::size_t i = 0; i < length; ++i) {
             const auto [mean_tol, var_tol] = tolerance(i);
-            Eigen::MatrixXd states(x.shape()[0], d);
-            for (std::size_t s = 0; s < x.shape()[0]; ++s)
-                for (std::size_t k = 0; k < d; ++k) states(s, k) = x(s, i, k);
+            const Eigen::MatrixXd states = state_of(x, i);
             const Eigen::VectorXd mean = sda::test::sample_mean(states);
             const Eigen::MatrixXd cov = sda::test::sample_cov(states);
             for (std::size_t k = 0; k < d; ++k) {
                 const auto kk = static_cast<Eigen::Index>(k);
-                const double sd = std::sqrt(exact.smoothed_cov[i](kk, kk));
-                CHECK_MESSAGE(std::abs(mean(kk) - exact.smoothed_mean[i](kk)) < mean_tol * sd, "state ", i, " coordinate ",
-                              k, ": mean ", mean(kk), " vs ", exact.smoothed_mean[i](kk));
+                const double sd = std::sqrt(covs[i](kk, kk));
+                CHECK_MESSAGE(std::abs(mean(kk) - means[i](kk)) < mean_tol * sd, "state ", i, " coordinate ",
+                              k, ": mean ", mean(kk), " vs ", means[i](kk));
                 CHECK_MESSAGE(std::abs(cov(kk, kk) / (sd * sd) - 1.0) < var_tol, "state ", i, " coordinate ", k,
                               ": variance ", cov(kk, kk), " vs ", sd * sd);
             }
@@ -240,15 +254,6 @@ TEST_CASE("particle and ensemble smoothers: bad input throws sda::error") {
 
 namespace {
 
-/// The ensemble [N, D] of state i of a result tensor [N, L, D].
-Eigen::MatrixXd state_of(const sda::Tensor<double>& x, std::size_t i) {
-    const std::size_t n = x.shape()[0], d = x.shape()[2];
-    Eigen::MatrixXd out(n, d);
-    for (std::size_t s = 0; s < n; ++s)
-        for (std::size_t k = 0; k < d; ++k) out(s, k) = x(s, i, k);
-    return out;
-}
-
 /// A deterministic chain that never moves: one analysis tests the update alone.
 struct Still {
     std::size_t d;
@@ -317,17 +322,9 @@ TEST_CASE("etkf: a large ensemble matches the Kalman filter, and with a full lag
     // as the EnKS test: sd / sqrt(N) for means, sqrt(2 / N) for variances, doubled for the
     // gains estimated from the same ensemble
     const double n = double(members), mean_tol = 9.0 / std::sqrt(n), var_tol = 9.0 * std::sqrt(2.0 / n);
-    problem.check_moments(result.smoothed, [&](std::size_t) { return std::pair{mean_tol, var_tol}; });
-    for (std::size_t i = 0; i < problem.length; ++i) {
-        const Eigen::MatrixXd e = state_of(result.filtered, i);
-        const Eigen::VectorXd mean = sda::test::sample_mean(e);
-        const Eigen::MatrixXd cov = sda::test::sample_cov(e);
-        for (Eigen::Index k = 0; k < 4; ++k) {
-            const double sd = std::sqrt(problem.exact.filtered_cov[i](k, k));
-            CHECK_MESSAGE(std::abs(mean(k) - problem.exact.filtered_mean[i](k)) < mean_tol * sd, "state ", i, " coordinate ", k);
-            CHECK_MESSAGE(std::abs(cov(k, k) / (sd * sd) - 1.0) < var_tol, "state ", i, " coordinate ", k);
-        }
-    }
+    const auto tolerance = [&](std::size_t) { return std::pair{mean_tol, var_tol}; };
+    problem.check_moments(result.smoothed, tolerance);
+    problem.check_moments(result.filtered, tolerance, problem.exact.filtered_mean, problem.exact.filtered_cov);
     // the smoother differs from the filter before the last observation
     CHECK((state_of(result.smoothed, 0) - state_of(result.filtered, 0)).norm() > 1.0);
     CHECK((state_of(result.smoothed, problem.length - 1) - state_of(result.filtered, problem.length - 1)).norm() == 0.0);
