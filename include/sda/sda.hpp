@@ -77,6 +77,7 @@
 
 #include "sda/baselines/enks.hpp"
 #include "sda/baselines/etkf.hpp"
+#include "sda/baselines/fourdvar.hpp"
 #include "sda/baselines/kalman.hpp"
 #include "sda/baselines/particle_filter.hpp"
 

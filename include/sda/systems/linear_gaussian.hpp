@@ -119,6 +119,12 @@ public:
         return x;
     }
 
+    /// The mean transition x -> F x with its tangent-linear (F) and adjoint (F^T) models, under the
+    /// names variational methods use (`baselines::TangentLinearModel`); Q is not part of it.
+    Eigen::VectorXd step(const Eigen::VectorXd& x) const { return F_ * x; }
+    Eigen::VectorXd step_tangent(const Eigen::VectorXd&, const Eigen::VectorXd& dx) const { return F_ * dx; }
+    Eigen::VectorXd step_adjoint(const Eigen::VectorXd&, const Eigen::VectorXd& w) const { return F_.transpose() * w; }
+
     /// One transition of every row of `x` [N, d], in place: x <- F x + N(0, Q). One draw of `gen`.
     void propagate(RowMatrix<double>& x, Generator& gen) const {
         sda::detail::require(x.cols() == F_.rows(), "sda::systems::LinearGaussianChain::propagate: states have ",

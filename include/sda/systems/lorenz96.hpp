@@ -109,6 +109,12 @@ struct Lorenz96 {
         return out;
     }
 
+    /// The deterministic transition and its tangent-linear and adjoint models under the names
+    /// variational methods use (`baselines::TangentLinearModel`); the model noise is not part of it.
+    State step(const State& x) const { return rk4(x); }
+    State step_tangent(const State& x, const State& dx) const { return rk4_tangent(x, dx); }
+    State step_adjoint(const State& x, const State& w) const { return rk4_adjoint(x, w); }
+
     /// log N(next | rk4(previous), noise^2 I); needs noise > 0.
     double log_transition(const State& previous, const State& next) const {
         detail::require(noise > 0.0, "sda::systems::Lorenz96::log_transition: the model is deterministic (noise 0)");
