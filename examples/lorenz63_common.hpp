@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <string>
 
+#include "window_prior.hpp"
+
 #include "sda/io/hdf5.hpp"
 #include "sda/nn/score_net.hpp"
 #include "sda/schedule/vp.hpp"
@@ -19,7 +21,7 @@
 namespace lorenz63 {
 
 namespace fs = std::filesystem;
-using Net = sda::nn::ScoreNet<sda::VPCosine>;
+using Net = examples::WindowNet;
 
 struct Data {
     sda::Tensor<float> train, valid, test;  // standardised [N, 1024, 3]
@@ -45,41 +47,16 @@ inline Data load_or_generate(const fs::path& out, std::uint64_t seed) {
             sda::io::read_trajectories(data / "test.h5")};
 }
 
-/// The window model of order K (2K+1 states; ResMLP width 256, depth 5, SiLU,
-/// embedding 32) trained with AdamW lr 1e-3, weight decay 1e-3, batch 64,
-/// linear decay, checkpointed to DIR/window_K<k>.safetensors every epoch and
-/// resumed (or reused) from it. With `ema_decay > 0` the run keeps an EMA of
-/// the weights and `net` ends with the EMA, the weights to sample with.
+/// The window model of order K (2K+1 states; ResMLP width 256, depth 5, SiLU, embedding 32)
+/// trained with the paper's settings (examples/window_prior.hpp), checkpointed to
+/// DIR/window_K<k>.safetensors every epoch and resumed (or reused) from it.
 inline sda::train::FitResult train_window_prior(Net& net, std::size_t k, const Data& data, const fs::path& out,
                                                 std::size_t epochs, std::size_t epoch_size, std::uint64_t seed,
                                                 bool progress, double ema_decay = 0.0) {
-    const std::size_t window = 2 * k + 1;
-    const sda::train::WindowDataset<float> train_set(data.train, window), valid_set(data.valid, window);
-    sda::train::FitOptions fit;
-    fit.epochs = epochs, fit.epoch_size = epoch_size, fit.batch_size = 64;
-    fit.optimizer = {.lr = 1e-3, .weight_decay = 1e-3};
-    fit.schedule = sda::train::LrSchedule::linear;
-    fit.ema_decay = ema_decay;
-    fit.checkpoint = out / ("window_K" + std::to_string(k) + ".safetensors");
-    sda::Generator train_gen(seed + 20 + k);
-    auto result =
-        sda::train::fit(net, train_set, valid_set, fit, train_gen, sda::train::TrainingProgress("window K=" + std::to_string(k), progress));
-    if (ema_decay > 0) sda::train::load_weights(fit.checkpoint, net);
-    double seconds = 0;
-    for (const auto& e : result.history) seconds += e.seconds;
-    std::printf("prior K=%zu: %s, %zu parameters, loss %.4f (train) %.4f (valid) after %zu epochs, %.1f s per epoch%s\n",
-                k, result.resumed_from >= epochs ? "reused checkpoint" : (result.resumed_from ? "resumed" : "trained"),
-                net.parameters().size(), result.history.back().train_loss, result.history.back().valid_loss,
-                result.history.size(), seconds / double(result.history.size()), ema_decay > 0 ? ", sampled with the EMA" : "");
-    return result;
+    return examples::train_window_prior(net, k, data.train, data.valid, out, epochs, epoch_size, seed, progress, ema_decay);
 }
 
 /// A freshly initialised window network of order K (seeded from `seed`).
-inline Net window_network(std::size_t k, std::uint64_t seed) {
-    sda::nn::ScoreNetConfig config;
-    config.event = {2 * k + 1, 3};
-    sda::Generator init(seed + 10 + k);
-    return Net(sda::VPCosine{}, config, init);
-}
+inline Net window_network(std::size_t k, std::uint64_t seed) { return examples::window_network(k, 3, seed); }
 
 }  // namespace lorenz63
