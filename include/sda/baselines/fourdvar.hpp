@@ -277,12 +277,13 @@ private:
 
 /// Cycled 4D-Var over a whole trajectory: consecutive windows of `window` states
 /// [0, W), [W, 2W), ... (the last may be shorter), each analysed from the background x_b of
-/// its first state, the forecast of the previous window's last analysed state (the first
-/// window's: `background`), with the same static B. Returns the analysis trajectory [L, D].
+/// its first state, the forecast of the previous window's last analysed state, with the static
+/// covariance B; the first window's background is `background` with covariance `first_B` (for
+/// example the climatological law when nothing precedes the data). Returns the analysis [L, D].
 template <TangentLinearModel M>
-RowMatrix<double> cycled_four_d_var(const M& model, const Eigen::VectorXd& background, const Eigen::MatrixXd& B,
-                                    const std::vector<std::optional<KalmanObservation>>& observations, std::size_t window,
-                                    const FourDVarOptions& options = {}) {
+RowMatrix<double> cycled_four_d_var(const M& model, const Eigen::VectorXd& background, const Eigen::MatrixXd& first_B,
+                                    const Eigen::MatrixXd& B, const std::vector<std::optional<KalmanObservation>>& observations,
+                                    std::size_t window, const FourDVarOptions& options = {}) {
     const std::size_t length = observations.size();
     sda::detail::require(window >= 1 && window <= length, "sda::baselines::cycled_four_d_var: the window of ", window,
                          " states must be between 1 and the ", length, " states of the data");
@@ -291,7 +292,7 @@ RowMatrix<double> cycled_four_d_var(const M& model, const Eigen::VectorXd& backg
     for (std::size_t start = 0; start < length; start += window) {
         const std::size_t end = std::min(length, start + window);
         const StrongConstraint4DVar<M> problem(
-            model, xb, B,
+            model, xb, start == 0 ? first_B : B,
             std::vector<std::optional<KalmanObservation>>(observations.begin() + static_cast<std::ptrdiff_t>(start),
                                                           observations.begin() + static_cast<std::ptrdiff_t>(end)));
         const FourDVarResult result = problem.minimize(options);
@@ -299,6 +300,14 @@ RowMatrix<double> cycled_four_d_var(const M& model, const Eigen::VectorXd& backg
         xb = model.step(result.trajectory.bottomRows(1).transpose());
     }
     return out;
+}
+
+/// Cycled 4D-Var with the same B for every window, the first included.
+template <TangentLinearModel M>
+RowMatrix<double> cycled_four_d_var(const M& model, const Eigen::VectorXd& background, const Eigen::MatrixXd& B,
+                                    const std::vector<std::optional<KalmanObservation>>& observations, std::size_t window,
+                                    const FourDVarOptions& options = {}) {
+    return cycled_four_d_var(model, background, B, B, observations, window, options);
 }
 
 }  // namespace sda::baselines
