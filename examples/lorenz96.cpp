@@ -4,9 +4,10 @@
 //
 // 1. Data: 256 deterministic trajectories of 1024 states after 1000 burn-in steps, standardised
 //    with the climatology (mean 2.3, scale 3.6), split 80/10/10 (HDF5, reused when present).
-// 2. Prior: the window model of order K (2K+1 states of 40 variables; ResMLP, SiLU, embedding
-//    32; AdamW 1e-3, weight decay 1e-3, batch 64, linear decay), trained or resumed from
-//    DIR/window_K<k>.safetensors.
+// 2. Prior: the window model of order K (2K+1 states of 40 variables; a ResMLP over the
+//    flattened window, or with `--network unet` a 1-D U-Net with circular padding over the 40
+//    variables and the 2K+1 states as channels; AdamW 1e-3, weight decay 1e-3, batch 64, linear
+//    decay), trained or resumed from DIR/window_K<k>.safetensors.
 // 3. Observations of 65 states of a held-out trajectory: "sparse", every 4th variable at every
 //    4th state with std 1; "dense", every variable at every state with std 2.
 // 4. SDA: MarkovComposedScore<window, K> guided by SDA-gamma, predictor-corrector sampler.
@@ -27,6 +28,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -59,6 +61,8 @@ constexpr double climate_mean = 2.3, climate_scale = 3.6;  // of F = 8: mean 2.3
 
 struct Options {
     fs::path out = "out/lorenz96";
+    std::string network = "mlp";
+    std::vector<std::size_t> channels{32, 64, 128};
     std::size_t order = 2, width = 256, epochs = 16, epoch_size = 65536, samples = 32, steps = 256, corrections = 1;
     std::size_t members = 32, trajectory = 0;
     double gamma = 3e-2, ema = 0.0;
@@ -137,7 +141,10 @@ int main(int argc, char** argv) {
     CLI::App app{"Lorenz-96 data assimilation: SDA beside the LETKF, LETKS and 4D-Var on the same observations"};
     app.add_option("--out", o.out, "output folder (data, checkpoint, CSVs, figures)");
     app.add_option("--order", o.order, "window order K (window 2K+1), 1 to 4")->check(CLI::Range(1, 4));
-    app.add_option("--width", o.width, "hidden width of the window network")->check(CLI::Range(16, 4096));
+    app.add_option("--network", o.network, "window network: mlp (ResMLP) or unet (1-D circular U-Net)")
+        ->check(CLI::IsMember({"mlp", "unet"}));
+    app.add_option("--width", o.width, "hidden width of the ResMLP")->check(CLI::Range(16, 4096));
+    app.add_option("--channels", o.channels, "channels per level of the U-Net")->delimiter(',');
     app.add_option("--epochs", o.epochs, "training epochs")->check(CLI::PositiveNumber);
     app.add_option("--epoch-size", o.epoch_size, "windows per epoch")->check(CLI::PositiveNumber);
     app.add_option("--samples", o.samples, "SDA posterior samples per scenario")->check(CLI::Range(2, 1 << 16));
@@ -180,8 +187,15 @@ int main(int argc, char** argv) {
 
         // --- 2. the window prior --------------------------------------------------------------------
         auto t0 = std::chrono::steady_clock::now();
-        examples::WindowNet net = examples::window_network(o.order, n, o.seed, o.width);
-        examples::train_window_prior(net, o.order, train, valid, o.out, o.epochs, o.epoch_size, o.seed, !o.quiet, o.ema);
+        // the ResMLP over the flattened window, or a 1-D circular U-Net over the variables with the
+        // window's states as channels
+        std::variant<examples::WindowNet, examples::UNetWindowNet> network =
+            o.network == "mlp" ? std::variant<examples::WindowNet, examples::UNetWindowNet>(
+                                     examples::window_network(o.order, n, o.seed, o.width))
+                               : examples::unet_window_network(o.order, n, o.seed, o.channels);
+        std::visit([&](auto& net) {
+            examples::train_window_prior(net, o.order, train, valid, o.out, o.epochs, o.epoch_size, o.seed, !o.quiet, o.ema);
+        }, network);
         const double training_seconds = seconds_since(t0);
 
         // --- 3. observations ------------------------------------------------------------------------
@@ -294,10 +308,11 @@ int main(int argc, char** argv) {
                 const sda::PredictorCorrector sampler{.steps = o.steps, .corrector = {.corrections = o.corrections, .tau = 0.25},
                                                       .nonfinite = sda::NonFinite::report};
                 char setting[64];
-                std::snprintf(setting, sizeof setting, "K %zu, C %zu, gamma %g", o.order, o.corrections, o.gamma);
+                std::snprintf(setting, sizeof setting, "%s, K %zu, C %zu, gamma %g", o.network.c_str(), o.order, o.corrections,
+                              o.gamma);
                 Estimate sda_estimate{"SDA", setting, {}};
-                sda::dispatch_order<4>(o.order, [&](auto K) {
-                    const sda::MarkovComposedScore<examples::WindowNet, K> prior(net, length);
+                std::visit([&](const auto& net) { sda::dispatch_order<4>(o.order, [&](auto K) {
+                    const sda::MarkovComposedScore<std::decay_t<decltype(net)>, K> prior(net, length);
                     sda::Generator gen(o.seed + 100 + (s.name == "dense"));
                     sda::Progress progress("SDA " + s.name, !o.quiet);
                     t0 = std::chrono::steady_clock::now();
@@ -310,7 +325,7 @@ int main(int argc, char** argv) {
                                                       s.name.c_str(), health.bad(), o.samples);
                     if (health.healthy.size() >= 2)
                         sda_estimate.x = physical(health.bad() ? sda::metrics::take_samples(x, health.healthy) : x);
-                });
+                }); }, network);
                 if (sda_estimate.x.dimension() == 3) list.push_back(std::move(sda_estimate));
                 else std::printf("SDA %s: fewer than 2 healthy samples, no row\n", s.name.c_str());
             }

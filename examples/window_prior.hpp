@@ -1,14 +1,16 @@
-// examples/window_prior.hpp: what the examples share to train a window prior: the ResMLP
-// window network of order K for states of any size, and its training with the paper's settings
-// (AdamW lr 1e-3, weight decay 1e-3, batch 64, linear decay), checkpointed every epoch and
-// resumed or reused from DIR/window_K<k>.safetensors.
+// examples/window_prior.hpp: what the examples share to train a window prior: the window
+// network of order K (a ResMLP for states of any size, or a 1-D U-Net for states on a circle)
+// and its training with the paper's settings (AdamW lr 1e-3, weight decay 1e-3, batch 64,
+// linear decay), checkpointed every epoch and resumed or reused from DIR/window_K<k>.safetensors.
 #pragma once
 
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "sda/nn/score_net.hpp"
+#include "sda/nn/score_unet.hpp"
 #include "sda/schedule/vp.hpp"
 #include "sda/train/fit.hpp"
 #include "sda/train/progress.hpp"
@@ -17,6 +19,7 @@
 namespace examples {
 
 using WindowNet = sda::nn::ScoreNet<sda::VPCosine>;
+using UNetWindowNet = sda::nn::ScoreUNet<sda::VPCosine>;
 
 /// A freshly initialised window network of order K over states of `state` entries
 /// (ResMLP width `width`, depth 5, SiLU, embedding 32; seeded from `seed`).
@@ -28,9 +31,24 @@ inline WindowNet window_network(std::size_t k, std::size_t state, std::uint64_t 
     return WindowNet(sda::VPCosine{}, config, init);
 }
 
+/// A freshly initialised 1-D convolutional window network of order K over states that are
+/// circles of `grid` points (ScoreUNet, circular padding: the 2K+1 states are its channels).
+inline UNetWindowNet unet_window_network(std::size_t k, std::size_t grid, std::uint64_t seed,
+                                                            std::vector<std::size_t> channels) {
+    sda::nn::UNetConfig config;
+    config.event = {2 * k + 1, grid};
+    config.spatial = 1;
+    config.blocks.assign(channels.size(), 1);
+    config.channels = std::move(channels);
+    config.padding = sda::nn::Padding::circular;
+    sda::Generator init(seed + 10 + k);
+    return UNetWindowNet(sda::VPCosine{}, config, init);
+}
+
 /// Trains `net` on windows of 2K+1 states of `train` (validated on `valid`), both [N, L, D]
 /// standardised; with `ema_decay > 0` `net` ends with the EMA of its weights.
-inline sda::train::FitResult train_window_prior(WindowNet& net, std::size_t k, const sda::Tensor<float>& train,
+template <class Net>
+sda::train::FitResult train_window_prior(Net& net, std::size_t k, const sda::Tensor<float>& train,
                                                 const sda::Tensor<float>& valid, const std::filesystem::path& out,
                                                 std::size_t epochs, std::size_t epoch_size, std::uint64_t seed,
                                                 bool progress, double ema_decay = 0.0) {
