@@ -97,24 +97,28 @@ inline Eigen::MatrixXd ensemble_transform(const Eigen::MatrixXd& Y, const Eigen:
     return G;
 }
 
-/// A random N x N orthogonal matrix Q with Q 1 = 1 (it keeps the ensemble mean).
+/// A random N x N orthogonal matrix R with R 1 = 1 (it keeps the ensemble mean), Haar-distributed
+/// on the complement of 1: R = H diag(1, Q) H^T with H the fixed Householder reflection taking
+/// e_1 to 1 / sqrt(N) and Q a Haar rotation of O(N - 1) (QR of a Gaussian matrix, signs fixed;
+/// Mezzadri 2007), drawn on its own so that it is independent of the basis.
 inline Eigen::MatrixXd mean_preserving_rotation(Eigen::Index N, Generator& gen) {
-    RowMatrix<double> gauss(N, N);
-    fill_normal(gauss.data(), static_cast<std::size_t>(N), static_cast<std::size_t>(N), gen);
-    // a basis whose first vector is 1 / sqrt(N): QR of [1, gauss(:, 1:)]
-    Eigen::MatrixXd first = gauss;
-    first.col(0).setConstant(1.0);
-    const Eigen::MatrixXd basis = Eigen::HouseholderQR<Eigen::MatrixXd>(first).householderQ();
-    // a Haar-distributed rotation of the other N - 1 directions (QR of a Gaussian, signs fixed)
-    const Eigen::MatrixXd block = gauss.bottomRightCorner(N - 1, N - 1);
-    const Eigen::HouseholderQR<Eigen::MatrixXd> qr(block);
-    Eigen::MatrixXd q = qr.householderQ();
-    const Eigen::MatrixXd r = qr.matrixQR().triangularView<Eigen::Upper>();
-    for (Eigen::Index k = 0; k < N - 1; ++k)
-        if (r(k, k) < 0) q.col(k) = -q.col(k);
     Eigen::MatrixXd inner = Eigen::MatrixXd::Identity(N, N);
-    inner.bottomRightCorner(N - 1, N - 1) = q;
-    return basis * inner * basis.transpose();
+    if (N > 1) {
+        RowMatrix<double> gauss(N - 1, N - 1);
+        fill_normal(gauss.data(), static_cast<std::size_t>(N - 1), static_cast<std::size_t>(N - 1), gen);
+        const Eigen::HouseholderQR<Eigen::MatrixXd> qr{Eigen::MatrixXd(gauss)};
+        Eigen::MatrixXd q = qr.householderQ();
+        const Eigen::MatrixXd r = qr.matrixQR().triangularView<Eigen::Upper>();
+        for (Eigen::Index k = 0; k < N - 1; ++k)
+            if (r(k, k) < 0) q.col(k) = -q.col(k);
+        inner.bottomRightCorner(N - 1, N - 1) = q;
+    }
+    // H = I - 2 u u^T / |u|^2 with u = e_1 - 1 / sqrt(N): H e_1 = 1 / sqrt(N), H = H^T = H^-1
+    Eigen::VectorXd u = Eigen::VectorXd::Constant(N, -1.0 / std::sqrt(double(N)));
+    u(0) += 1.0;
+    Eigen::MatrixXd H = Eigen::MatrixXd::Identity(N, N);
+    if (const double norm2 = u.squaredNorm(); norm2 > 0) H -= 2.0 / norm2 * u * u.transpose();
+    return H * inner * H;
 }
 
 /// Where each observed component is: the index of the single non-zero entry of its row of H.
