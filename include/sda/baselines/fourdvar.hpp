@@ -119,7 +119,8 @@ namespace sda::baselines {
 
 /// One window's strong-constraint 4D-Var problem: its cost, the cost's gradient by the
 /// adjoint, and the incremental Gauss-Newton minimiser. State i of the window is observed by
-/// observations[i] (empty: not observed); the window has observations.size() states.
+/// observations[i] (empty: not observed); the window has observations.size() states. It keeps
+/// a reference to `model`, which must outlive it.
 template <TangentLinearModel M>
 class StrongConstraint4DVar {
 public:
@@ -174,7 +175,7 @@ public:
         constexpr const char* who = "sda::baselines::StrongConstraint4DVar::minimize";
         sda::detail::require(options.outer >= 1 && options.inner >= 1, who, ": needs at least one outer and one inner iteration");
         sda::detail::require(options.inner_tolerance > 0 && options.outer_tolerance >= 0, who,
-                             ": tolerances must be positive");
+                             ": the inner tolerance must be positive and the outer one non-negative");
         const Eigen::Index D = background_.size();
         FourDVarResult out;
         Eigen::VectorXd v = Eigen::VectorXd::Zero(D);
