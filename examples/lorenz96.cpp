@@ -96,21 +96,6 @@ Tensor<double> physical(const Tensor<float>& x) {
     return out;
 }
 
-/// RMSE of the ensemble mean at each state, over the 40 variables.
-std::vector<double> rmse_series(const Tensor<double>& x, const Tensor<double>& truth) {
-    std::vector<double> out(length, 0.0);
-    const std::size_t members = x.shape()[0];
-    for (std::size_t i = 0; i < length; ++i) {
-        for (std::size_t k = 0; k < n; ++k) {
-            double mean = 0;
-            for (std::size_t b = 0; b < members; ++b) mean += x(b, i, k) / double(members);
-            out[i] += (mean - truth(0, i, k)) * (mean - truth(0, i, k)) / double(n);
-        }
-        out[i] = std::sqrt(out[i]);
-    }
-    return out;
-}
-
 /// Mean and standard deviation over the members of every (state, variable): [2, 65, 40].
 Tensor<double> mean_and_spread(const Tensor<double>& x) {
     Tensor<double> out = sda::empty_tensor<double>({2, length, n});
@@ -123,6 +108,16 @@ Tensor<double> mean_and_spread(const Tensor<double>& x) {
             out(0, i, k) = m;
             out(1, i, k) = members > 1 ? std::sqrt(v / double(members - 1)) : 0.0;
         }
+    return out;
+}
+
+/// RMSE of the ensemble mean at each state over the 40 variables, from `mean_and_spread`'s result.
+std::vector<double> rmse_series(const Tensor<double>& moments, const Tensor<double>& truth) {
+    std::vector<double> out(length, 0.0);
+    for (std::size_t i = 0; i < length; ++i) {
+        for (std::size_t k = 0; k < n; ++k) out[i] += std::pow(moments(0, i, k) - truth(0, i, k), 2) / double(n);
+        out[i] = std::sqrt(out[i]);
+    }
     return out;
 }
 
@@ -361,7 +356,8 @@ int main(int argc, char** argv) {
                 const double spread_skill = members > 1 ? spread / rmse : NAN;
                 const double crps = sda::metrics::crps(e.x, truth);
                 // the RMSE over states 0-31 and 32-64: filters spin up from the climatology, smoothers need not
-                const auto r = rmse_series(e.x, truth);
+                const Tensor<double> ms = mean_and_spread(e.x);
+                const auto r = rmse_series(ms, truth);
                 double first = 0, second = 0;
                 for (std::size_t i = 0; i < length; ++i) (i < length / 2 ? first : second) += r[i] * r[i];
                 first = std::sqrt(first / double(length / 2)), second = std::sqrt(second / double(length - length / 2));
@@ -370,7 +366,6 @@ int main(int argc, char** argv) {
                 results.stream() << s.name << ',' << e.method << ",\"" << e.setting << "\"," << members << ',' << e.seconds << ','
                                  << rmse << ',' << spread << ',' << spread_skill << ',' << crps << ',' << first << ','
                                  << second << '\n';
-                const Tensor<double> ms = mean_and_spread(e.x);
                 for (std::size_t i = 0; i < length; ++i) {
                     double sp = 0;
                     for (std::size_t k = 0; k < n; ++k) sp += ms(1, i, k) * ms(1, i, k) / double(n);

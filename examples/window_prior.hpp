@@ -4,9 +4,11 @@
 // linear decay), checkpointed every epoch and resumed or reused from DIR/window_K<k>.safetensors.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sda/nn/score_net.hpp"
@@ -34,7 +36,7 @@ inline WindowNet window_network(std::size_t k, std::size_t state, std::uint64_t 
 /// A freshly initialised 1-D convolutional window network of order K over states that are
 /// circles of `grid` points (ScoreUNet, circular padding: the 2K+1 states are its channels).
 inline UNetWindowNet unet_window_network(std::size_t k, std::size_t grid, std::uint64_t seed,
-                                                            std::vector<std::size_t> channels) {
+                                         std::vector<std::size_t> channels) {
     sda::nn::UNetConfig config;
     config.event = {2 * k + 1, grid};
     config.spatial = 1;
@@ -49,9 +51,9 @@ inline UNetWindowNet unet_window_network(std::size_t k, std::size_t grid, std::u
 /// standardised; with `ema_decay > 0` `net` ends with the EMA of its weights.
 template <class Net>
 sda::train::FitResult train_window_prior(Net& net, std::size_t k, const sda::Tensor<float>& train,
-                                                const sda::Tensor<float>& valid, const std::filesystem::path& out,
-                                                std::size_t epochs, std::size_t epoch_size, std::uint64_t seed,
-                                                bool progress, double ema_decay = 0.0) {
+                                         const sda::Tensor<float>& valid, const std::filesystem::path& out,
+                                         std::size_t epochs, std::size_t epoch_size, std::uint64_t seed, bool progress,
+                                         double ema_decay = 0.0) {
     const std::size_t window = 2 * k + 1;
     const sda::train::WindowDataset<float> train_set(train, window), valid_set(valid, window);
     sda::train::FitOptions fit;
