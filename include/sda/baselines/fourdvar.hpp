@@ -163,11 +163,8 @@ public:
     /// grad J(x_0) = B^-1 (x_0 - x_b) - sum_i M_{0->i}'^T H_i^T R_i^-1 (y_i - H_i x_i), by one adjoint sweep.
     Eigen::VectorXd gradient(const Eigen::VectorXd& x0) const {
         const RowMatrix<double> x = trajectory(x0);
-        std::vector<Eigen::VectorXd> forcing(window());
-        for (std::size_t i = 0; i < window(); ++i)
-            if (observations_[i]) forcing[i] = -weighted(i, observations_[i]->y - observations_[i]->H * state(x, i));
         const Eigen::VectorXd b = U_.triangularView<Eigen::Lower>().solve(x0 - background_);
-        return U_.transpose().triangularView<Eigen::Upper>().solve(b) + adjoint_sweep(x, forcing);
+        return U_.transpose().triangularView<Eigen::Upper>().solve(b) - adjoint_sweep(x, weighted_innovations(x));
     }
 
     /// Minimises J by incremental Gauss-Newton from the background.
@@ -184,10 +181,7 @@ public:
         out.cost.push_back(J);
         for (std::size_t k = 0; k < options.outer; ++k) {
             // the inner problem: (I + U^T G^T R^-1 G U) dv = -v + U^T G^T R^-1 d, d_i = y_i - H_i x_i
-            std::vector<Eigen::VectorXd> innovation(window());
-            for (std::size_t i = 0; i < window(); ++i)
-                if (observations_[i]) innovation[i] = weighted(i, observations_[i]->y - observations_[i]->H * state(x, i));
-            const Eigen::VectorXd rhs = -v + U_.transpose() * adjoint_sweep(x, innovation);
+            const Eigen::VectorXd rhs = -v + U_.transpose() * adjoint_sweep(x, weighted_innovations(x));
             const detail::GaussNewtonHessian hessian(D, [&](const Eigen::VectorXd& dv) {
                 const std::vector<Eigen::VectorXd> dx = tangent_sweep(x, U_ * dv);
                 std::vector<Eigen::VectorXd> forcing(window());
@@ -230,6 +224,14 @@ private:
         const Eigen::MatrixXd& L = whiten_[i];
         const Eigen::VectorXd z = L.triangularView<Eigen::Lower>().solve(r);
         return observations_[i]->H.transpose() * L.transpose().triangularView<Eigen::Upper>().solve(z);
+    }
+
+    /// H_i^T R_i^-1 (y_i - H_i x_i) at every observed state of the trajectory x (empty elsewhere).
+    std::vector<Eigen::VectorXd> weighted_innovations(const RowMatrix<double>& x) const {
+        std::vector<Eigen::VectorXd> out(window());
+        for (std::size_t i = 0; i < window(); ++i)
+            if (observations_[i]) out[i] = weighted(i, observations_[i]->y - observations_[i]->H * state(x, i));
+        return out;
     }
 
     double cost_of(const Eigen::VectorXd& x0, const RowMatrix<double>& x) const {
