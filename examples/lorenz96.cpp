@@ -212,6 +212,10 @@ int main(int argc, char** argv) {
         }
 
         // --- 4. the methods, per scenario --------------------------------------------------------------
+        // the ensembles' first state, drawn from the climate once: every LETKF run starts from it
+        // with the generator where this draw left it
+        sda::Generator after_start(o.seed + 40);
+        const Tensor<double> start_states = system.simulate(o.members, 1000, 1, after_start);
         std::map<std::string, std::vector<Estimate>> estimates;
         for (const auto& s : scenarios) {
             Observations obs(length);
@@ -235,8 +239,7 @@ int main(int argc, char** argv) {
                 for (const double inflation : {1.0, 1.02, 1.05, 1.1, 1.2})
                     for (const double half_width : {2.0, 4.0, 8.0, 16.0})
                         for (const std::size_t lag : {std::size_t{4}, std::size_t{8}, std::size_t{16}, length - 1}) {
-                            sda::Generator gen(o.seed + 40);
-                            const Tensor<double> start_states = system.simulate(o.members, 1000, 1, gen);
+                            sda::Generator gen = after_start;
                             const sda::baselines::EnsembleTransformOptions options{
                                 .inflation = inflation, .rotate = true, .lag = lag,
                                 .localization = sda::baselines::Localization{.half_width = half_width, .period = double(n)}};
