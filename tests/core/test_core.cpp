@@ -1,6 +1,7 @@
 // Tests of sda/core (errors, shapes, the generator) and sda/backend/cpu.hpp.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <numeric>
 #include <string>
@@ -100,6 +101,25 @@ TEST_CASE("generator: independent of thread count and of batch size") {
     Tensor<float> big = sda::CpuBackend<float>::normal({50, 33}, f1);
     Tensor<float> few = sda::CpuBackend<float>::normal({2, 33}, f2);
     CHECK(xt::view(big, xt::range(0, 2), xt::all()) == few);
+}
+
+TEST_CASE_TEMPLATE("generator: a block at (first_row, first_col) is that block of the whole draw", T, float, double) {
+    // what a rank holding samples from first_row, or entries from first_col of each, draws
+    const std::size_t rows = 7, cols = 23;
+    sda::Generator whole_gen(5);
+    std::vector<T> whole(rows * cols);
+    sda::fill_normal(whole.data(), rows, cols, whole_gen);
+    for (const auto [r0, c0, nr, nc] : {std::array<std::size_t, 4>{0, 0, 7, 23}, {2, 0, 3, 23}, {0, 3, 7, 5},
+                                        {1, 5, 4, 1}, {6, 4, 1, 19}, {3, 21, 2, 2}}) {
+        INFO("a block of ", nr, " x ", nc, " at (", r0, ", ", c0, ")");
+        sda::Generator gen(5);
+        std::vector<T> block(nr * nc);
+        sda::fill_normal(block.data(), nr, nc, gen, r0, c0);
+        bool same = true;
+        for (std::size_t r = 0; r < nr; ++r)
+            for (std::size_t c = 0; c < nc; ++c) same = same && block[r * nc + c] == whole[(r0 + r) * cols + c0 + c];
+        CHECK(same);
+    }
 }
 
 TEST_CASE_TEMPLATE("generator: normal draws have mean 0 and variance 1", T, float, double) {

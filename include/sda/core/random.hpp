@@ -46,28 +46,34 @@ namespace detail {
 
 enum class Distribution { normal, uniform };
 
-/// Fills `rows x cols` values (row-major); row r, column c is a pure function of
-/// (seed, draw, r, c). Parallel over blocks of Philox output.
+/// Fills `rows x cols` values (row-major) as the block at (`first_row`, `first_col`) of an
+/// array without end: the value at global row r, column c is a pure function of (seed, draw,
+/// r, c), so a process holding part of a batch (its samples, or its states of every sample)
+/// draws exactly the numbers that one process holding all of it would. Parallel over blocks
+/// of Philox output.
 template <class T>
 void fill_random(T* data, std::size_t rows, std::size_t cols, std::uint64_t seed, std::uint64_t draw,
-                 Distribution distribution) {
+                 Distribution distribution, std::size_t first_row = 0, std::size_t first_col = 0) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                   "sda: random fills are defined for float and double");
     using Philox = r123::Philox4x32;
     // float: four values per Philox block from 32-bit words; double: two from 64-bit pairs.
     constexpr std::size_t per_block = std::is_same_v<T, float> ? 4 : 2;
-    const std::size_t blocks_per_row = (cols + per_block - 1) / per_block;
-    require(rows <= 0xffffffffu && blocks_per_row <= 0xffffffffu,
-            "sda::Generator: a fill of ", rows, " x ", cols, " values exceeds the 2^32 x 2^32 counter space");
     if (rows == 0 || cols == 0) return;
+    // the Philox blocks of the global columns [first_col, first_col + cols)
+    const std::size_t first_block = first_col / per_block, end_col = first_col + cols;
+    const std::size_t blocks_per_row = (end_col + per_block - 1) / per_block - first_block;
+    require(first_row + rows <= 0x100000000u && (end_col + per_block - 1) / per_block <= 0x100000000u,
+            "sda::Generator: a fill of ", rows, " x ", cols, " values at (", first_row, ", ", first_col,
+            ") exceeds the 2^32 x 2^32 counter space");
     const Philox::key_type key = {{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)}};
 
     auto fill_blocks = [&](std::size_t begin, std::size_t end) {
         Philox philox;
         for (std::size_t index = begin; index < end; ++index) {
             const std::size_t row = index / blocks_per_row;
-            const std::size_t block = index % blocks_per_row;
-            const Philox::ctr_type counter = {{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(row),
+            const std::size_t block = first_block + index % blocks_per_row;
+            const Philox::ctr_type counter = {{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(first_row + row),
                                                static_cast<std::uint32_t>(draw),
                                                static_cast<std::uint32_t>(draw >> 32)}};
             const Philox::ctr_type bits = philox(counter, key);
@@ -90,9 +96,11 @@ void fill_random(T* data, std::size_t rows, std::size_t cols, std::uint64_t seed
                     values[0] = r123::u01<double>(u), values[1] = r123::u01<double>(v);
                 }
             }
-            T* out = data + row * cols + block * per_block;
-            const std::size_t count = std::min(per_block, cols - block * per_block);
-            for (std::size_t k = 0; k < count; ++k) out[k] = values[k];
+            // the block's columns that fall in [first_col, end_col)
+            const std::size_t from = std::max(block * per_block, first_col);
+            const std::size_t to = std::min((block + 1) * per_block, end_col);
+            T* out = data + row * cols - first_col;
+            for (std::size_t c = from; c < to; ++c) out[c] = values[c - block * per_block];
         }
     };
 
@@ -108,10 +116,14 @@ void fill_random(T* data, std::size_t rows, std::size_t cols, std::uint64_t seed
 
 }  // namespace detail
 
-/// Fills `rows x cols` values with independent N(0, 1) draws; one draw of `gen`.
+/// Fills `rows x cols` values with independent N(0, 1) draws; one draw of `gen`. With
+/// `first_row`, `first_col`: the block at that place of the draw's global array (what a
+/// process that holds samples from `first_row`, or entries from `first_col` of each, draws).
 template <class T>
-void fill_normal(T* data, std::size_t rows, std::size_t cols, Generator& gen) {
-    detail::fill_random(data, rows, cols, gen.seed(), gen.next_draw(), detail::Distribution::normal);
+void fill_normal(T* data, std::size_t rows, std::size_t cols, Generator& gen, std::size_t first_row = 0,
+                 std::size_t first_col = 0) {
+    detail::fill_random(data, rows, cols, gen.seed(), gen.next_draw(), detail::Distribution::normal, first_row,
+                        first_col);
 }
 
 /// Fills `rows x cols` values with independent U(0, 1] draws; one draw of `gen`.
