@@ -7,6 +7,8 @@
 #   sda::fftw   sda/systems/kolmogorov.hpp                FFTW via pkg-config (libfftw3-dev, pkg-config)
 #   sda::torch  sda/backend/torch.hpp, sda/nn/torch.hpp,  libtorch via find_package(Torch) (libtorch-dev,
 #               sda/observe/torch.hpp                     a CPU build; or a CUDA build of torch)
+#   sda::mpi    sda/mpi.hpp, sda/mpi/*.hpp                MPI for C++ via find_package(MPI) (libopenmpi-dev,
+#                                                         openmpi-bin)
 #
 # sda_find_component(NAME [REQUIRED]) looks for one of them and, when found, defines sda::NAME on
 # top of sda::sda and sets sda_NAME_FOUND. Without REQUIRED a missing dependency only leaves the
@@ -15,6 +17,7 @@
 set(sda_hdf5_debian_packages "libhdf5-dev pkg-config")
 set(sda_fftw_debian_packages "libfftw3-dev pkg-config")
 set(sda_torch_debian_packages "libtorch-dev")
+set(sda_mpi_debian_packages "libopenmpi-dev openmpi-bin")
 
 # sda_find_pkg_config_component(NAME PREFIX MODULE REQUIRED-OR-EMPTY): NAME through pkg-config MODULE.
 # A required module is first looked up quietly, so that a missing one stops with the Debian
@@ -57,7 +60,22 @@ macro(sda_find_component name)
       target_link_libraries(sda::torch INTERFACE sda::sda ${TORCH_LIBRARIES})
     endif()
     set(sda_torch_FOUND ${TORCH_FOUND})
+  elseif("${name}" STREQUAL "mpi")
+    # As for pkg-config: a quiet look first, so that a missing MPI stops naming the Debian packages
+    find_package(MPI QUIET COMPONENTS CXX)
+    if("${sda_component_required}" STREQUAL "REQUIRED")
+      if(NOT MPI_CXX_FOUND)
+        message(FATAL_ERROR "sda::mpi is required here and needs MPI for C++, found by find_package(MPI) "
+                            "(Debian: apt-get install ${sda_mpi_debian_packages})")
+      endif()
+      find_package(MPI REQUIRED QUIET COMPONENTS CXX)
+    endif()
+    if(MPI_CXX_FOUND AND NOT TARGET sda::mpi)
+      add_library(sda::mpi INTERFACE IMPORTED)
+      target_link_libraries(sda::mpi INTERFACE sda::sda MPI::MPI_CXX)
+    endif()
+    set(sda_mpi_FOUND ${MPI_CXX_FOUND})
   else()
-    message(FATAL_ERROR "sda has no component '${name}' (it has hdf5, fftw and torch)")
+    message(FATAL_ERROR "sda has no component '${name}' (it has hdf5, fftw, torch and mpi)")
   endif()
 endmacro()

@@ -30,6 +30,9 @@ SDA_PACKAGES_PLOT_KOLMOGOROV=(python3-h5py)
 # python3 runs tests/setup's package check; python3-torch the PyTorch interop test;
 # libtorch-dev (a CPU build of libtorch) the torch adapter (sda::torch), built and tested
 SDA_PACKAGES_TEST=(doctest-dev libboost-dev libbenchmark-dev python3 python3-torch libtorch-dev)
+# the MPI component (sda::mpi, found by CMake's FindMPI): its headers, mpicxx and mpiexec, for the
+# tests run on 1 to 4 ranks (label mpi); the demo does not use it
+SDA_PACKAGES_MPI=(libopenmpi-dev openmpi-bin)
 # scripts/fuzz only: clang with libFuzzer and the sanitizers' runtime
 SDA_PACKAGES_FUZZ=(clang libclang-rt-14-dev)
 
@@ -53,7 +56,7 @@ demo_packages() {
 # test_packages: the Debian packages `scripts/test` needs (it builds every target), one per line.
 test_packages() {
     printf '%s\n' "${SDA_PACKAGES_LIBRARY[@]}" "${SDA_PACKAGES_EXAMPLES[@]}" "${SDA_PACKAGES_FFTW[@]}" \
-                  "${SDA_PACKAGES_TEST[@]}"
+                  "${SDA_PACKAGES_TEST[@]}" "${SDA_PACKAGES_MPI[@]}"
 }
 
 # missing_packages PKG...: prints those of the packages that are not installed.

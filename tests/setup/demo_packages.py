@@ -15,7 +15,7 @@ The package lists are read from scripts/common.sh, never repeated here. "Test-on
 those that scripts/test's list pulls in (with their dependencies) and what the demo's build needs
 does not; the CMake package names they provide (their *Config.cmake / *-config.cmake files) are
 what gets CMAKE_DISABLE_FIND_PACKAGE_<Name>=ON, so a new test dependency is covered without editing
-this file.
+this file, unless CMake finds it through one of its own Find modules (FIND_MODULES below).
 Runs on Debian with the test packages installed (dpkg-query, apt-cache); exits 1 naming what fails.
 """
 import ast
@@ -30,6 +30,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COMMON = os.path.join(ROOT, "scripts", "common.sh")
 EXAMPLE = "lorenz63"  # the demo's default example: what `scripts/demo` runs
 PLOT_SCRIPT = os.path.join(ROOT, "examples", f"plot_{EXAMPLE}.py")  # what scripts/demo plots with
+
+
+# The CMake packages found by a Find module of CMake's own, whose name no file of the Debian package
+# gives, each with the package it finds: hidden too where that package is test-only.
+FIND_MODULES = {"MPI": "libopenmpi-dev"}  # sda::mpi (find_package(MPI)), for the tests only
 
 
 def run(command, **kwargs):
@@ -88,6 +93,7 @@ def test_only_cmake_names():
         match = re.search(r"/cmake[^/]*/(?:[^/]+/)*([A-Za-z0-9_.+-]+?)(Config|-config)\.cmake$", path)
         if match:
             names.add(match.group(1))
+    names |= {name for name, package in FIND_MODULES.items() if package in only}
     return only, sorted(names)
 
 

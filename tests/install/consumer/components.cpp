@@ -1,7 +1,11 @@
 // The optional targets of an installed sda: a trajectory through HDF5 (sda::hdf5) and a few steps
-// of the Kolmogorov-flow solver (sda::fftw). Exits 1 unless both do what they should.
+// of the Kolmogorov-flow solver (sda::fftw). Exits 1 unless both do what they should. With
+// SDA_CONSUMER_MPI, also MPI's header and library through sda::mpi (no MPI job: mpiexec is not run).
 #include <sda/io/hdf5.hpp>
 #include <sda/systems/kolmogorov.hpp>
+#ifdef SDA_CONSUMER_MPI
+#include <mpi.h>
+#endif
 
 #include <cmath>
 #include <cstdio>
@@ -23,5 +27,10 @@ int main(int argc, char** argv) {
     const double after = flow.energy(omega);
     const bool fftw_ok = std::isfinite(after) && after > 0 && after != before;
     std::printf("hdf5 round trip %s, fftw solver %s\n", hdf5_ok ? "ok" : "FAILED", fftw_ok ? "ok" : "FAILED");
+#ifdef SDA_CONSUMER_MPI
+    int major = 0, minor = 0;
+    MPI_Get_version(&major, &minor);  // one of the calls allowed before MPI_Init
+    std::printf("linked against MPI %d.%d\n", major, minor);
+#endif
     return hdf5_ok && fftw_ok ? 0 : 1;
 }
