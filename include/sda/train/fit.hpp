@@ -28,6 +28,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -130,22 +131,34 @@ inline Generator validation_noise(std::uint64_t seed) { return Generator(seed ^ 
 
 }  // namespace detail
 
+/// How a `CpuEngine` gets a batch's loss and its gradient: the whole batch in this process
+/// (`sda::mpi::DataParallelGradient` shares it among the ranks of an MPI job).
+struct SerialGradient {
+    template <nn::TrainableScoreModel M>
+    double operator()(const M& model, const Tensor<typename M::scalar_type>& x, Generator& gen,
+                      std::span<typename M::scalar_type> grad) const {
+        return denoising_loss_gradient(model, x, gen, grad);
+    }
+};
+
 /// The CPU engine: a `TrainableScoreModel` (sda's networks, or any model with exact
-/// parameter gradients), sda's AdamW, and an EMA in the parameters' layout.
-template <nn::TrainableScoreModel M>
+/// parameter gradients), sda's AdamW, and an EMA in the parameters' layout; `Gradient`
+/// computes each batch's loss and gradient (`SerialGradient`'s contract).
+template <nn::TrainableScoreModel M, class Gradient = SerialGradient>
 class CpuEngine {
 public:
     using scalar_type = typename M::scalar_type;
 
-    CpuEngine(M& model, const AdamWOptions& optimizer)
-        : model_(&model), optimizer_(model.parameters().size(), optimizer), grad_(model.parameters().size()) {}
+    CpuEngine(M& model, const AdamWOptions& optimizer, Gradient gradient = {})
+        : model_(&model), optimizer_(model.parameters().size(), optimizer), grad_(model.parameters().size()),
+          gradient_(std::move(gradient)) {}
 
     Shape event_shape() const { return Shape(model_->event_shape()); }
 
     void begin_epoch() { loss_sum_ = 0; }
     void step(const Tensor<scalar_type>& x, Generator& gen, double lr, double clip) {
         std::fill(grad_.begin(), grad_.end(), scalar_type(0));
-        const double loss = denoising_loss_gradient(*model_, x, gen, std::span<scalar_type>(grad_));
+        const double loss = gradient_(*model_, x, gen, std::span<scalar_type>(grad_));
         // a non-finite loss or gradient would make every weight NaN: stop before the update
         const double norm = clip > 0 ? clip_grad_norm(std::span<scalar_type>(grad_), clip)
                                      : gradient_norm(std::span<const scalar_type>(grad_));
@@ -201,6 +214,7 @@ private:
     M* model_;
     AdamW<scalar_type> optimizer_;
     AlignedVector<scalar_type> grad_, ema_;
+    Gradient gradient_;
     double loss_sum_ = 0;
 };
 
