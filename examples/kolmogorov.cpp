@@ -54,82 +54,19 @@
 #include "sda/train/fit.hpp"
 #include "sda/train/progress.hpp"
 
+#include "kolmogorov_common.hpp"
+
 namespace fs = std::filesystem;
 using sda::Tensor;
-using Net = sda::nn::ScoreUNet<sda::VPCosine>;
+using namespace examples::kolmogorov;
 
 namespace {
 
-constexpr std::size_t K = 2;
-
-struct Options {
-    fs::path out = "out/kolmogorov";
-    std::size_t grid = 128, coarsen = 4, trajectories = 32, states = 128;
-    double spacing = 0.2, burn_in = 20;
-    std::vector<std::size_t> channels{32, 64, 128}, blocks{1, 1, 1};
-    std::size_t epochs = 32, epoch_size = 2048, batch = 32;
-    double lr = 1e-3;
+struct Options : FlowOptions {
     std::vector<std::string> scenarios{"coarse", "sparse"};
     std::size_t length = 16, samples = 4, steps = 128, corrections = 1;
     double tau = 0.25, gamma = 1e-2, noise = 0.1, saturation = 1.0;
-    std::uint64_t seed = 7;
-    bool quiet = false;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-/// DIR/data/<name>.h5, simulated when absent.
-Tensor<float> load_or_simulate(const Options& o, const std::string& name, std::size_t trajectories, std::uint64_t seed) {
-    const fs::path path = o.out / "data" / (name + ".h5");
-    if (fs::exists(path)) {
-        Tensor<float> x = sda::io::read_trajectories(path);
-        const std::size_t m = o.grid / o.coarsen;
-        sda::detail::require(sda::shape_of(x) == sda::Shape{trajectories, o.states, 2, m, m}, "kolmogorov: ", path.string(),
-                             " holds ", sda::format_shape(sda::shape_of(x)), ", not the data these options ask for; remove it "
-                             "or choose another --out");
-        std::printf("data: reusing %s\n", path.c_str());
-        return x;
-    }
-    sda::systems::KolmogorovConfig flow;
-    flow.grid = o.grid;
-    sda::systems::KolmogorovData data;
-    data.trajectories = trajectories, data.states = o.states, data.coarsen = o.coarsen;
-    data.spacing = o.spacing, data.burn_in = o.burn_in, data.seed = seed;
-    sda::Progress progress("simulating " + name, !o.quiet);
-    const auto t0 = std::chrono::steady_clock::now();
-    Tensor<float> x = sda::systems::kolmogorov_trajectories(flow, data, [&](std::size_t done) { progress.update(done, trajectories); });
-    sda::io::write_trajectories(path, x);
-    std::printf("data: %zu trajectories of %zu states on %zu^2 -> %zu^2 in %.1f s -> %s\n", trajectories, o.states, o.grid,
-                o.grid / o.coarsen, seconds_since(t0), path.c_str());
-    return x;
-}
-
-/// The forcing sin(4 y) at the cell centres of the coarse grid (y along the last axis), the context channel.
-std::vector<double> forcing_context(const Options& o) {
-    const std::size_t m = o.grid / o.coarsen;
-    std::vector<double> context(m * m);
-    for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t j = 0; j < m; ++j) {
-            const double y = 2.0 * M_PI * (double(j * o.coarsen) + 0.5 * double(o.coarsen - 1)) / double(o.grid);
-            context[i * m + j] = std::sin(4.0 * y);
-        }
-    return context;
-}
-
-/// Vorticity of each [2, m, m] velocity of x [N, L, 2, m, m] (times `scale`): [N, L, m, m].
-Tensor<float> vorticity(const Tensor<float>& x, double scale) {
-    const std::size_t n = x.shape()[0], l = x.shape()[1], m = x.shape()[3];
-    Tensor<float> out = sda::empty_tensor<float>({n, l, m, m});
-    std::vector<double> velocity(2 * m * m);
-    for (std::size_t f = 0; f < n * l; ++f) {
-        for (std::size_t i = 0; i < velocity.size(); ++i) velocity[i] = scale * double(x.data()[f * 2 * m * m + i]);
-        const std::vector<double> w = sda::systems::spectral_vorticity(velocity, m);
-        for (std::size_t i = 0; i < m * m; ++i) out.data()[f * m * m + i] = float(w[i]);
-    }
-    return out;
-}
 
 /// Energy spectrum averaged over the states of x [N, L, 2, m, m] (times `scale`).
 std::vector<double> mean_spectrum(const Tensor<float>& x, double scale) {
@@ -224,18 +161,7 @@ double average(const std::vector<double>& values) {
 int main(int argc, char** argv) {
     Options o;
     CLI::App app{"Kolmogorov-flow data assimilation with a U-Net window prior (SDA)"};
-    app.add_option("--out", o.out, "output folder (data, checkpoint, fields, CSVs, figures)");
-    app.add_option("--grid", o.grid, "solver grid (points per axis)")->check(CLI::Range(16, 1024));
-    app.add_option("--coarsen", o.coarsen, "average-pooling factor from the solver grid to the states")->check(CLI::PositiveNumber);
-    app.add_option("--trajectories", o.trajectories, "training trajectories")->check(CLI::PositiveNumber);
-    app.add_option("--states", o.states, "states per trajectory")->check(CLI::Range(8, 100000));
-    app.add_option("--burn-in", o.burn_in, "time discarded before the first state");
-    app.add_option("--channels", o.channels, "U-Net channels per level")->delimiter(',');
-    app.add_option("--blocks", o.blocks, "U-Net residual blocks per level")->delimiter(',');
-    app.add_option("--epochs", o.epochs, "training epochs")->check(CLI::PositiveNumber);
-    app.add_option("--epoch-size", o.epoch_size, "windows per epoch")->check(CLI::PositiveNumber);
-    app.add_option("--batch", o.batch, "windows per training step")->check(CLI::PositiveNumber);
-    app.add_option("--lr", o.lr, "AdamW learning rate (linear decay to 0)")->check(CLI::PositiveNumber);
+    add_flow_options(app, o);
     app.add_option("--scenarios", o.scenarios, "observations: coarse, sparse, saturated")->delimiter(',')
         ->check(CLI::IsMember({"coarse", "sparse", "saturated"}));
     app.add_option("--length", o.length, "assimilated states (>= 5)")->check(CLI::Range(5, 100000));
@@ -245,58 +171,32 @@ int main(int argc, char** argv) {
     app.add_option("--tau", o.tau, "Langevin step size")->check(CLI::PositiveNumber);
     app.add_option("--gamma", o.gamma, "SDA gamma")->check(CLI::NonNegativeNumber);
     app.add_option("--noise", o.noise, "observation noise std, in units of the velocity scale")->check(CLI::PositiveNumber);
-    app.add_option("--seed", o.seed, "seed of everything");
-    app.add_flag("--quiet", o.quiet, "no progress display");
     CLI11_PARSE(app, argc, argv);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
     try {
-        sda::detail::require(o.grid % o.coarsen == 0, "kolmogorov: --coarsen ", o.coarsen, " does not divide --grid ", o.grid);
-        const std::size_t m = o.grid / o.coarsen;
-        sda::detail::require(m % 4 == 0 && m % (std::size_t(1) << (o.channels.size() - 1)) == 0, "kolmogorov: states of ",
-                             m, "^2 cannot be halved by the U-Net's ", o.channels.size(), " levels nor pooled 4x4");
+        o.validate();
+        const std::size_t m = o.cells();
         sda::detail::require(o.length <= o.states, "kolmogorov: --length ", o.length, " exceeds --states ", o.states);
         const auto start = std::chrono::steady_clock::now();
         std::vector<std::pair<std::string, double>> stage_seconds;
 
         // --- 1. data ------------------------------------------------------------------------------------
         auto t0 = std::chrono::steady_clock::now();
-        Tensor<float> train = load_or_simulate(o, "train", o.trajectories, o.seed);
-        Tensor<float> valid = load_or_simulate(o, "valid", std::max<std::size_t>(2, o.trajectories / 8), o.seed + 1);
-        Tensor<float> test = load_or_simulate(o, "test", 2, o.seed + 2);
-        double sum2 = 0;
-        for (float v : train) sum2 += double(v) * double(v);
-        const double scale = std::sqrt(sum2 / double(train.size()));
-        for (auto* x : {&train, &valid, &test}) *x /= float(scale);
-        std::printf("data: velocity scale (rms of the training set) %.4f\n", scale);
+        const FlowData data = load_flow_data(o);
+        const Tensor<float>& test = data.test;
+        const double scale = data.scale;
         stage_seconds.emplace_back("data", seconds_since(t0));
 
         // --- 2. the window prior ------------------------------------------------------------------------
         t0 = std::chrono::steady_clock::now();
-        sda::nn::UNetConfig config;
-        config.event = {2 * K + 1, 2, m, m};
-        config.channels = o.channels, config.blocks = o.blocks;
-        config.context = forcing_context(o);
-        sda::Generator init(o.seed + 10);
-        Net net(sda::VPCosine{}, config, init);
+        Net net = window_network(o);
         {
-            const sda::train::WindowDataset<float> train_set(train, 2 * K + 1), valid_set(valid, 2 * K + 1);
-            sda::train::FitOptions fit;
-            fit.epochs = o.epochs, fit.epoch_size = o.epoch_size, fit.batch_size = o.batch;
-            fit.valid_size = 512;
-            fit.optimizer = {.lr = o.lr, .weight_decay = 1e-3};
-            fit.schedule = sda::train::LrSchedule::linear;
-            fit.checkpoint = o.out / "window_K2.safetensors";
-            sda::Generator train_gen(o.seed + 20);
-            const auto result =
-                sda::train::fit(net, train_set, valid_set, fit, train_gen, sda::train::TrainingProgress("U-Net K=2", !o.quiet));
-            double seconds = 0;
-            for (const auto& e : result.history) seconds += e.seconds;
-            std::printf("prior: %s, %zu parameters, %.0f MFLOP per window, loss %.4f (train) %.4f (valid) after %zu epochs, "
-                        "%.1f s per epoch\n",
-                        result.resumed_from >= o.epochs ? "reused checkpoint" : (result.resumed_from ? "resumed" : "trained"),
-                        net.parameters().size(), net.forward_flops() / 1e6, result.history.back().train_loss,
-                        result.history.back().valid_loss, result.history.size(), seconds / double(result.history.size()));
+            const sda::train::WindowDataset<float> train_set(data.train, 2 * K + 1), valid_set(data.valid, 2 * K + 1);
+            sda::Generator train_gen = fit_generator(o);
+            const auto result = sda::train::fit(net, train_set, valid_set, fit_options(o), train_gen,
+                                                sda::train::TrainingProgress("U-Net K=2", !o.quiet));
+            report_fit(net, result, o.epochs);
         }
         stage_seconds.emplace_back("training", seconds_since(t0));
 
