@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "window_prior.hpp"
 
@@ -49,11 +50,14 @@ inline Data load_or_generate(const fs::path& out, std::uint64_t seed) {
 
 /// The window model of order K (2K+1 states; ResMLP width 256, depth 5, SiLU, embedding 32)
 /// trained with the paper's settings (examples/window_prior.hpp), checkpointed to
-/// DIR/window_K<k>.safetensors every epoch and resumed (or reused) from it.
-inline sda::train::FitResult train_window_prior(Net& net, std::size_t k, const Data& data, const fs::path& out,
-                                                std::size_t epochs, std::size_t epoch_size, std::uint64_t seed,
-                                                bool progress, double ema_decay = 0.0) {
-    return examples::train_window_prior(net, k, data.train, data.valid, out, epochs, epoch_size, seed, progress, ema_decay);
+/// DIR/window_K<k>.safetensors every epoch and resumed (or reused) from it; `fit_with` as
+/// examples::train_window_prior's.
+template <class Fit = examples::SerialFit>
+sda::train::FitResult train_window_prior(Net& net, std::size_t k, const Data& data, const fs::path& out,
+                                         std::size_t epochs, std::size_t epoch_size, std::uint64_t seed, bool progress,
+                                         double ema_decay = 0.0, Fit&& fit_with = {}) {
+    return examples::train_window_prior(net, k, data.train, data.valid, out, epochs, epoch_size, seed, progress, ema_decay,
+                                        std::forward<Fit>(fit_with));
 }
 
 /// A freshly initialised window network of order K (seeded from `seed`).

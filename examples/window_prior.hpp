@@ -47,13 +47,22 @@ inline UNetWindowNet unet_window_network(std::size_t k, std::size_t grid, std::u
     return UNetWindowNet(sda::VPCosine{}, config, init);
 }
 
+/// `sda::train::fit` in this process: how `train_window_prior` trains unless told otherwise.
+struct SerialFit {
+    template <class... Args>
+    sda::train::FitResult operator()(Args&&... args) const {
+        return sda::train::fit(std::forward<Args>(args)...);
+    }
+};
+
 /// Trains `net` on windows of 2K+1 states of `train` (validated on `valid`), both [N, L, D]
-/// standardised; with `ema_decay > 0` `net` ends with the EMA of its weights.
-template <class Net>
+/// standardised; with `ema_decay > 0` `net` ends with the EMA of its weights. `fit_with` runs the
+/// training with `sda::train::fit`'s arguments (examples/lorenz63_mpi.cpp: `sda::mpi::fit`).
+template <class Net, class Fit = SerialFit>
 sda::train::FitResult train_window_prior(Net& net, std::size_t k, const sda::Tensor<float>& train,
                                          const sda::Tensor<float>& valid, const std::filesystem::path& out,
                                          std::size_t epochs, std::size_t epoch_size, std::uint64_t seed, bool progress,
-                                         double ema_decay = 0.0) {
+                                         double ema_decay = 0.0, Fit&& fit_with = {}) {
     const std::size_t window = 2 * k + 1;
     const sda::train::WindowDataset<float> train_set(train, window), valid_set(valid, window);
     sda::train::FitOptions fit;
@@ -63,8 +72,8 @@ sda::train::FitResult train_window_prior(Net& net, std::size_t k, const sda::Ten
     fit.ema_decay = ema_decay;
     fit.checkpoint = out / ("window_K" + std::to_string(k) + ".safetensors");
     sda::Generator train_gen(seed + 20 + k);
-    auto result = sda::train::fit(net, train_set, valid_set, fit, train_gen,
-                                  sda::train::TrainingProgress("window K=" + std::to_string(k), progress));
+    auto result = fit_with(net, train_set, valid_set, fit, train_gen,
+                           sda::train::TrainingProgress("window K=" + std::to_string(k), progress));
     if (ema_decay > 0) sda::train::load_weights(fit.checkpoint, net);
     double seconds = 0;
     for (const auto& e : result.history) seconds += e.seconds;
