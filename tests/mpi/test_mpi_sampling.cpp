@@ -189,6 +189,16 @@ TEST_CASE("ensemble parallel: each rank's samples are one process's, bit for bit
     CHECK(everywhere(same_bits(mine, ensemble.local(all))));
     const sda::Tensor<T> gathered = ensemble.gather(mine);
     if (comm.rank() == 0) CHECK(same_bits(gathered, all));
+
+    // the ensemble numbers and tiles windows as sda::MarkovComposedScore does in one call: with
+    // per-sample reductions only (the paper's Langevin step), it draws that model's samples exactly
+    const sda::MarkovComposedScore<Net, K> serial(net, L);
+    CHECK(everywhere(same_bits(part.eps(ensemble.local(x), 0.7), ensemble.local(serial.eps(x, 0.7)))));
+    CHECK(everywhere(same_bits(part.vjp(ensemble.local(x), 0.7, ensemble.local(v)), ensemble.local(serial.vjp(x, 0.7, v)))));
+    const sda::PredictorCorrector paper{.steps = 5, .corrector = {.corrections = 1}};
+    sda::Generator gen_paper(12), gen_serial(12);
+    const sda::Tensor<T> drawn = sda::sample(paper, part, ensemble.count(), gen_paper);
+    CHECK(everywhere(same_bits(drawn, ensemble.local(sda::sample(paper, serial, n, gen_serial)))));
 }
 
 TEST_CASE("bad decompositions are refused with sda::error") {

@@ -422,7 +422,8 @@ private:
             for (std::size_t k = 0; k < receives.size(); ++k)
                 if (w >= receives[k].first && w < receives[k].first + receives[k].count)
                     return incoming[k].data() + ((w - receives[k].first) * batch + b) * per;
-            return nullptr;
+            sda::detail::fail("sda::mpi::MarkovComposedScore: window ", w, " reaches rank ", comm_.rank(),
+                              "'s states but was not received (a bug of the exchange plan)");
         };
         tensor_type out = xt::zeros<scalar>(batch_shape(batch, event_));
         tbb::parallel_for(std::size_t{0}, batch, [&](std::size_t b) {
