@@ -215,6 +215,11 @@ TEST_CASE("bad decompositions are refused with sda::error") {
     const Score members(net, 12, ensemble);
     CHECK_THROWS_WITH_AS(members.eps(random_batch(ensemble.count() + 1, 12, 1), 0.5), doctest::Contains("share of the ensemble"),
                          sda::error);
+    // a batch that is not of this rank's events (its states, S)
+    const auto blocks = sda::mpi::Blocks::even(comm, 24);
+    const Score part(net, blocks);
+    CHECK_THROWS_WITH_AS(part.eps(sda::Tensor<T>(xt::zeros<T>({std::size_t(2), blocks.size(), S + 1})), 0.5),
+                         doctest::Contains("is not a batch of its events"), sda::error);
     // tiles that cut the network's chunks
     CHECK_THROWS_WITH_AS(Score(net, sda::mpi::Blocks(self(), {12}), 100), doctest::Contains("inference_chunk"), sda::error);
     if (comm.size() >= 2) {
