@@ -6,8 +6,8 @@
 // term's power of two, adds the integers (128 bits: exact, in any order) and rounds the
 // total once to double. The result is the same for any number of ranks and any split of a
 // row's terms among them, and within 2^-100 of the largest term of the exact sum (below
-// double rounding). It costs two small all-reduces (the largest terms, then the integer
-// sums) of a few doubles per row. Up to 2^26 terms per row across all ranks.
+// double rounding). It costs two small all-reduces per call: the largest terms (4 doubles per
+// row), then the integer sums (16 bytes per row). Up to 2^26 terms per row across all ranks.
 #pragma once
 
 #include <algorithm>
@@ -99,16 +99,14 @@ RowSums exact_row_sums(const Communicator& comm, std::size_t rows, std::size_t c
             else e[0] = std::max(e[0], std::abs(v));
         }
     });
-    std::uint64_t count = cols;
     detail::check(MPI_Allreduce(MPI_IN_PLACE, extremes.data(), static_cast<int>(extremes.size()), MPI_DOUBLE, MPI_MAX,
                                 comm.get()),
                   "MPI_Allreduce");
-    detail::check(MPI_Allreduce(MPI_IN_PLACE, &count, 1, MPI_UINT64_T, MPI_SUM, comm.get()), "MPI_Allreduce");
-    sda::detail::require(count <= (std::uint64_t{1} << 26), "sda::mpi::exact_row_sums: ", count,
-                         " terms per row exceed the 2^26 of its 128-bit accumulators");
-    // pass 2: the terms on the grid 2^(e - 100), 2^e above the largest, summed as integers
+    // pass 2: the terms on the grid 2^(e - 100), 2^e above the largest, summed as integers (each
+    // below 2^100 in magnitude: no overflow up to 2^27 terms), with the count of terms after them
     std::vector<int> grid(rows, 0);
-    std::vector<detail::int128> fixed(rows, 0);
+    std::vector<detail::int128> fixed(rows + 1, 0);
+    fixed[rows] = static_cast<detail::int128>(cols);
     tbb::parallel_for(std::size_t{0}, rows, [&](std::size_t r) {
         const double* e = extremes.data() + 4 * r;
         if (e[1] != 0 || e[2] != 0 || e[3] != 0 || e[0] == 0) return;
@@ -117,9 +115,12 @@ RowSums exact_row_sums(const Communicator& comm, std::size_t rows, std::size_t c
         for (std::size_t c = 0; c < cols; ++c) sum += detail::to_fixed(term(r, c), grid[r]);
         fixed[r] = sum;
     });
-    detail::check(MPI_Allreduce(MPI_IN_PLACE, fixed.data(), static_cast<int>(rows), detail::int128_type(),
+    detail::check(MPI_Allreduce(MPI_IN_PLACE, fixed.data(), static_cast<int>(rows + 1), detail::int128_type(),
                                 detail::int128_sum(), comm.get()),
                   "MPI_Allreduce");
+    const auto count = static_cast<std::uint64_t>(fixed[rows]);
+    sda::detail::require(count <= (std::uint64_t{1} << 26), "sda::mpi::exact_row_sums: ", count,
+                         " terms per row exceed the 2^26 of its 128-bit accumulators");
     RowSums out{std::vector<double>(rows, 0.0), count};
     for (std::size_t r = 0; r < rows; ++r) {
         const double* e = extremes.data() + 4 * r;
