@@ -5,8 +5,11 @@ posterior samples at a few times; energy spectra; RMSE over time.
 Reads DIR/truth.h5, DIR/<scenario>_{samples,observation}.h5 (vorticity fields
 written by the C++ example, dataset "x" [N, L, m, m]), DIR/spectra.csv and
 DIR/rmse.csv (default out/kolmogorov); writes DIR/kolmogorov_<scenario>.png,
-DIR/kolmogorov_spectra.png and DIR/kolmogorov_rmse.png. Needs Debian's
-python3-matplotlib and python3-h5py.
+DIR/kolmogorov_spectra.png and DIR/kolmogorov_rmse.png. Where
+examples/kolmogorov_mpi has run, also DIR/kolmogorov_long.png from
+DIR/long_{truth,samples}.h5, long_rmse.csv and long_summary.csv: the long
+trajectory, a sample, and the RMSE per state with the ranks' blocks. Needs
+Debian's python3-matplotlib and python3-h5py.
 """
 import csv
 import os
@@ -81,8 +84,55 @@ def scenario_figure(out, scenario, truth, samples, observation, shown=3):
     return save(figure, out, f"kolmogorov_{scenario}.png")
 
 
+def even_blocks(length, ranks):
+    """The first state of each rank's block: sda::mpi::Blocks::even."""
+    starts = [0]
+    for q in range(ranks):
+        starts.append(starts[-1] + length // ranks + (1 if q < length % ranks else 0))
+    return starts
+
+
+def long_figure(out, shown=8):
+    truth = field(os.path.join(out, "long_truth.h5"))[0]
+    sample = field(os.path.join(out, "long_samples.h5"))[0]
+    summary = rows(os.path.join(out, "long_summary.csv"))[0]
+    errors = rows(os.path.join(out, "long_rmse.csv"))
+    length, ranks = truth.shape[0], int(summary["ranks"])
+    times = np.linspace(0, length - 1, shown).round().astype(int)
+    limit = np.percentile(np.abs(truth), 99)
+    figure = plt.figure(figsize=(2.0 * shown, 7.2))
+    grid = figure.add_gridspec(3, shown, height_ratios=[1, 1, 1.3])
+    for r, (label, series) in enumerate((("truth", truth), ("sample 1", sample))):
+        for c, i in enumerate(times):
+            axis = figure.add_subplot(grid[r, c])
+            axis.imshow(series[i].T, origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit)
+            axis.set_xticks([]), axis.set_yticks([])
+            if r == 0:
+                axis.set_title(f"state {i}", fontsize=9)
+            if c == 0:
+                axis.set_ylabel(label)
+    axis = figure.add_subplot(grid[2, :])
+    for column, style in (("posterior_mean", "-"), ("sample_mean", "--"), ("spread", ":")):
+        axis.plot([float(r[column]) for r in errors], style, label=column.replace("_", " "))
+    for start in even_blocks(length, ranks)[1:-1]:
+        axis.axvline(start - 0.5, color="0.6", linewidth=0.8)
+    axis.set_xlim(0, length - 1)
+    axis.set_ylim(bottom=0)
+    axis.set_xlabel(f"state (grey lines: the blocks of the {ranks} ranks)")
+    axis.set_ylabel("RMSE (velocity scale)")
+    axis.set_title(f"{length} states assimilated on {ranks} ranks, {summary['samples']} samples, "
+                   f"{summary['steps']} steps, {float(summary['seconds']):.0f} s", fontsize=10)
+    axis.legend(fontsize=8, loc="upper right")
+    return save(figure, out, "kolmogorov_long.png")
+
+
 def main(out):
     written = []
+    if os.path.exists(os.path.join(out, "long_summary.csv")):
+        written.append(long_figure(out))
+    if not os.path.exists(os.path.join(out, "truth.h5")):
+        print("Wrote " + ", ".join(written))
+        return
     truth = field(os.path.join(out, "truth.h5"))
     spectra = defaultdict(dict)
     for r in rows(os.path.join(out, "spectra.csv")):
