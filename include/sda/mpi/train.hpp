@@ -2,8 +2,9 @@
 //
 // Every rank reads the same global batch (the same permutation of the same data, the same
 // t and noise from the same generator) and computes the gradients of its share of the
-// batch's chunks, the `training_chunk` rows that sda's networks process as one task. The
-// chunk gradients are then added in chunk order along the chain of ranks (rank 0 adds its
+// batch's chunks, the `training_chunk` rows that sda's networks process as one task (a
+// model without `training_chunk` is one chunk, which rank 0 computes alone). The chunk
+// gradients are then added in chunk order along the chain of ranks (rank 0 adds its
 // chunks and passes the sum to rank 1, which adds its own, ...) and the total is broadcast:
 // exactly the additions, in the same order, that one process makes. The weights after
 // every step are therefore those of `sda::train::fit` in one process, bit for bit, for any
