@@ -130,7 +130,7 @@ def main(out):
     written = []
     if os.path.exists(os.path.join(out, "long_summary.csv")):
         written.append(long_figure(out))
-    if not os.path.exists(os.path.join(out, "truth.h5")):
+    if not os.path.exists(os.path.join(out, "spectra.csv")):  # examples/kolmogorov has not finished here
         print("Wrote " + ", ".join(written))
         return
     truth = field(os.path.join(out, "truth.h5"))
