@@ -2,12 +2,13 @@
 //
 // A floating-point sum depends on its order, so a per-sample dot product summed rank by
 // rank would change in its last bits with the number of ranks. `exact_row_sums` instead
-// rounds every term once to a fixed-point grid shared by all ranks, 2^-100 of the largest
-// term's power of two, adds the integers (128 bits: exact, in any order) and rounds the
+// rounds every term once to a fixed-point grid shared by all ranks, 2^(e - 88) where 2^e
+// bounds the largest term, adds the integers (128 bits: exact, in any order) and rounds the
 // total once to double. The result is the same for any number of ranks and any split of a
-// row's terms among them, and within 2^-100 of the largest term of the exact sum (below
-// double rounding). It costs two small all-reduces per call: the largest terms (4 doubles per
-// row), then the integer sums (16 bytes per row). Up to 2^26 terms per row across all ranks.
+// row's terms among them, and within N 2^-88 of the largest term of the exact sum of N
+// terms (2^-68 of it for a million terms: below double rounding). It costs two small
+// all-reduces per call: the largest terms (4 doubles per row), then the integer sums (16
+// bytes per row). Up to 2^38 terms per row across all ranks (no overflow below 2^39).
 #pragma once
 
 #include <algorithm>
@@ -102,15 +103,15 @@ RowSums exact_row_sums(const Communicator& comm, std::size_t rows, std::size_t c
     detail::check(MPI_Allreduce(MPI_IN_PLACE, extremes.data(), static_cast<int>(extremes.size()), MPI_DOUBLE, MPI_MAX,
                                 comm.get()),
                   "MPI_Allreduce");
-    // pass 2: the terms on the grid 2^(e - 100), 2^e above the largest, summed as integers (each
-    // below 2^100 in magnitude: no overflow up to 2^27 terms), with the count of terms after them
+    // pass 2: the terms on the grid 2^(e - 88), 2^e above the largest, summed as integers (each
+    // at most 2^88 in magnitude: no overflow below 2^39 terms), with the count of terms after them
     std::vector<int> grid(rows, 0);
     std::vector<detail::int128> fixed(rows + 1, 0);
     fixed[rows] = static_cast<detail::int128>(cols);
     tbb::parallel_for(std::size_t{0}, rows, [&](std::size_t r) {
         const double* e = extremes.data() + 4 * r;
         if (e[1] != 0 || e[2] != 0 || e[3] != 0 || e[0] == 0) return;
-        grid[r] = std::ilogb(e[0]) + 1 - 100;
+        grid[r] = std::ilogb(e[0]) + 1 - 88;
         detail::int128 sum = 0;
         for (std::size_t c = 0; c < cols; ++c) sum += detail::to_fixed(term(r, c), grid[r]);
         fixed[r] = sum;
@@ -119,8 +120,8 @@ RowSums exact_row_sums(const Communicator& comm, std::size_t rows, std::size_t c
                                 detail::int128_sum(), comm.get()),
                   "MPI_Allreduce");
     const auto count = static_cast<std::uint64_t>(fixed[rows]);
-    sda::detail::require(count <= (std::uint64_t{1} << 26), "sda::mpi::exact_row_sums: ", count,
-                         " terms per row exceed the 2^26 of its 128-bit accumulators");
+    sda::detail::require(count <= (std::uint64_t{1} << 38), "sda::mpi::exact_row_sums: ", count,
+                         " terms per row exceed the 2^38 of its 128-bit accumulators");
     RowSums out{std::vector<double>(rows, 0.0), count};
     for (std::size_t r = 0; r < rows; ++r) {
         const double* e = extremes.data() + 4 * r;
