@@ -179,7 +179,7 @@ private:
     std::size_t wlo() const { return wlo_[std::size_t(comm_.rank())]; }
     std::size_t whi() const { return whi_[std::size_t(comm_.rank())]; }
     std::size_t local_windows() const { return whi() - wlo() + 1; }
-    /// The window whose output state i (global) takes, and the window's first state.
+    /// The window whose output state i (global) takes (a window is numbered by its first state).
     std::size_t window_of(std::size_t i) const { return i < K ? 0 : (i >= length_ - K ? count() - 1 : i - K); }
 
     std::size_t check_batch(const tensor_type& x) const {
