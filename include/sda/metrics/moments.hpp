@@ -92,8 +92,11 @@ std::vector<double> spread_per_state(const Tensor<T>& x) {
     sda::detail::check_ensemble(x, static_cast<const Tensor<T>*>(nullptr), "sda::metrics::spread_per_state", 2);
     const auto [states, entries] = sda::detail::states_of(x, "sda::metrics::spread_per_state");
     const Eigen::MatrixXd members = sda::detail::ensemble_columns(x);
-    const Eigen::RowVectorXd variance = (members.rowwise() - members.colwise().mean()).colwise().squaredNorm() /
-                                        static_cast<double>(members.rows() - 1);
+    // the mean evaluated once: nested lazily in the column-wise norm, Eigen would recompute all of
+    // it for every column (quadratic in the entries: minutes for 256 Kolmogorov states)
+    const Eigen::RowVectorXd mean = members.colwise().mean();
+    const Eigen::RowVectorXd variance =
+        (members.rowwise() - mean).colwise().squaredNorm() / static_cast<double>(members.rows() - 1);
     std::vector<double> out(states);
     for (std::size_t i = 0; i < states; ++i)
         out[i] = std::sqrt(variance.segment(Eigen::Index(i * entries), Eigen::Index(entries)).sum() / double(entries));
