@@ -91,7 +91,7 @@ public:
         Shape part = shape;
         part[1] = size();
         Tensor<T> out = empty_tensor<T>(part);
-        const std::size_t state = shape[1] ? whole.size() / (shape[0] * shape[1]) : 0;
+        const std::size_t state = shape[0] && shape[1] ? whole.size() / (shape[0] * shape[1]) : 0;
         for (std::size_t b = 0; b < shape[0]; ++b)
             std::memcpy(out.data() + b * size() * state, whole.data() + (b * length() + begin()) * state,
                         size() * state * sizeof(T));
@@ -109,7 +109,9 @@ public:
         Shape whole = shape;
         whole[1] = length();
         Tensor<T> out = empty_tensor<T>(whole);
-        const std::size_t batch = shape[0], state = shape[1] ? part.size() / (shape[0] * shape[1]) : 0;
+        sda::detail::require(blocks.size() == out.size(), "sda::mpi::Blocks::gather: the ranks' parts hold ", blocks.size(),
+                             " values in all, whole trajectories of shape ", format_shape(whole), " ", out.size());
+        const std::size_t batch = shape[0], state = shape[0] && shape[1] ? part.size() / (shape[0] * shape[1]) : 0;
         std::size_t offset = 0;
         for (int q = 0; q < comm_.size(); ++q) {
             const std::size_t n = end(q) - begin(q);
