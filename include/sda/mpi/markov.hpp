@@ -254,54 +254,39 @@ private:
         int peer;
         std::size_t first, count;
     };
-    /// Rank q needs the states of its windows, [wlo_q, whi_q + 2K]: K from each neighbour.
-    std::vector<Message> halo_sends() const {
-        std::vector<Message> out;
-        const int r = comm_.rank(), P = comm_.size();
-        if (split_ != Split::states) return out;
-        if (r > 0) out.push_back({r - 1, first_state_, whi_[r - 1] + 2 * K + 1 - first_state_});
-        if (r + 1 < P) out.push_back({r + 1, wlo_[r + 1], first_state_ + states_ - wlo_[r + 1]});
-        return out;
+    /// Consecutive states (or windows) [first, first + count), global indices.
+    struct Range {
+        std::size_t first, count;
+    };
+    /// The states of rank `from` that the windows of rank `to` read ([wlo_to, whi_to + 2K]).
+    Range halo(int from, int to) const {
+        const std::size_t a = std::max(starts_[from], wlo_[to]), b = std::min(starts_[from + 1], whi_[to] + 2 * K + 1);
+        return {a, b > a ? b - a : 0};
     }
-    std::vector<Message> halo_receives() const {
-        std::vector<Message> out;
-        const int r = comm_.rank(), P = comm_.size();
-        if (split_ != Split::states) return out;
-        if (r > 0) out.push_back({r - 1, wlo(), first_state_ - wlo()});
-        if (r + 1 < P) out.push_back({r + 1, first_state_ + states_, whi() + 2 * K + 1 - first_state_ - states_});
-        return out;
+    /// The windows of rank `from` that reach into the states of rank `to` (window w holds [w, w + 2K]).
+    Range gradients(int from, int to) const {
+        const std::size_t s0 = starts_[to], s1 = starts_[to + 1];
+        const std::size_t a = std::max(wlo_[from], s0 >= 2 * K ? s0 - 2 * K : 0), b = std::min(whi_[from] + 1, s1);
+        return {a, b > a ? b - a : 0};
     }
-    /// The windows of rank q that reach into a neighbour's states go to that neighbour.
-    std::vector<Message> gradient_sends() const {
+    /// This rank's messages to its neighbours (`sending`) or from them, `part(from, to)` each:
+    /// what one rank sends is by construction what its neighbour receives.
+    template <class Part>
+    std::vector<Message> messages(Part part, bool sending) const {
         std::vector<Message> out;
-        const int r = comm_.rank(), P = comm_.size();
         if (split_ != Split::states) return out;
-        const std::size_t l0 = first_state_, l1 = first_state_ + states_;
-        if (r > 0) {
-            const std::size_t last = std::min(whi(), l0 - 1);
-            if (last >= wlo()) out.push_back({r - 1, wlo(), last - wlo() + 1});
-        }
-        if (r + 1 < P) {
-            const std::size_t first = l1 >= 2 * K ? std::max(wlo(), l1 - 2 * K) : wlo();
-            if (whi() >= first) out.push_back({r + 1, first, whi() - first + 1});
+        const int r = comm_.rank();
+        for (const int q : {r - 1, r + 1}) {
+            if (q < 0 || q >= comm_.size()) continue;
+            const Range range = sending ? (this->*part)(r, q) : (this->*part)(q, r);
+            if (range.count > 0) out.push_back({q, range.first, range.count});
         }
         return out;
     }
-    std::vector<Message> gradient_receives() const {
-        std::vector<Message> out;
-        const int r = comm_.rank(), P = comm_.size();
-        if (split_ != Split::states) return out;
-        const std::size_t l0 = first_state_, l1 = first_state_ + states_;
-        if (r > 0) {
-            const std::size_t first = l0 >= 2 * K ? std::max(wlo_[r - 1], l0 - 2 * K) : wlo_[r - 1];
-            if (whi_[r - 1] >= first) out.push_back({r - 1, first, whi_[r - 1] - first + 1});
-        }
-        if (r + 1 < P) {
-            const std::size_t last = std::min(whi_[r + 1], l1 - 1);
-            if (last >= wlo_[r + 1]) out.push_back({r + 1, wlo_[r + 1], last - wlo_[r + 1] + 1});
-        }
-        return out;
-    }
+    std::vector<Message> halo_sends() const { return messages(&MarkovComposedScore::halo, true); }
+    std::vector<Message> halo_receives() const { return messages(&MarkovComposedScore::halo, false); }
+    std::vector<Message> gradient_sends() const { return messages(&MarkovComposedScore::gradients, true); }
+    std::vector<Message> gradient_receives() const { return messages(&MarkovComposedScore::gradients, false); }
 
     /// Posts the receives and sends of one exchange and waits for all of them.
     void exchange(std::vector<std::pair<int, std::vector<scalar>*>> receives,
