@@ -62,10 +62,10 @@ using namespace examples::kolmogorov;
 
 namespace {
 
-struct Options : FlowOptions {
+struct Options : FlowOptions, SamplingOptions {
     std::vector<std::string> scenarios{"coarse", "sparse"};
-    std::size_t length = 16, samples = 4, steps = 128, corrections = 1;
-    double tau = 0.25, gamma = 1e-2, noise = 0.1, saturation = 1.0;
+    double saturation = 1.0;
+    Options() { length = 16, samples = 4, steps = 128; }
 };
 
 /// Energy spectrum averaged over the states of x [N, L, 2, m, m] (times `scale`).
@@ -152,9 +152,6 @@ struct Row {
     double seconds, rmse_mean, rmse_samples, spread, rmse_baseline, chi2;
 };
 
-double average(const std::vector<double>& values) {
-    return std::accumulate(values.begin(), values.end(), 0.0) / double(values.size());
-}
 
 }  // namespace
 
@@ -164,13 +161,7 @@ int main(int argc, char** argv) {
     add_flow_options(app, o);
     app.add_option("--scenarios", o.scenarios, "observations: coarse, sparse, saturated")->delimiter(',')
         ->check(CLI::IsMember({"coarse", "sparse", "saturated"}));
-    app.add_option("--length", o.length, "assimilated states (>= 5)")->check(CLI::Range(5, 100000));
-    app.add_option("--samples", o.samples, "posterior samples per scenario")->check(CLI::PositiveNumber);
-    app.add_option("--steps", o.steps, "sampler steps")->check(CLI::PositiveNumber);
-    app.add_option("--corrections", o.corrections, "Langevin corrections per step");
-    app.add_option("--tau", o.tau, "Langevin step size")->check(CLI::PositiveNumber);
-    app.add_option("--gamma", o.gamma, "SDA gamma")->check(CLI::NonNegativeNumber);
-    app.add_option("--noise", o.noise, "observation noise std, in units of the velocity scale")->check(CLI::PositiveNumber);
+    add_sampling_options(app, o);
     CLI11_PARSE(app, argc, argv);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
 

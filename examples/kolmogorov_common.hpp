@@ -52,6 +52,31 @@ struct FlowOptions {
     }
 };
 
+/// How the posterior is drawn: the assimilated states, the sampler and the observation noise.
+/// Each example sets its own defaults.
+struct SamplingOptions {
+    std::size_t length = 0, samples = 0, steps = 0, corrections = 1;
+    double tau = 0.25, gamma = 1e-2, noise = 0.1;
+};
+
+/// The command-line options of `SamplingOptions`.
+inline void add_sampling_options(CLI::App& app, SamplingOptions& o) {
+    app.add_option("--length", o.length, "assimilated states (>= 5)")->check(CLI::Range(5, 100000));
+    app.add_option("--samples", o.samples, "posterior samples")->check(CLI::PositiveNumber);
+    app.add_option("--steps", o.steps, "sampler steps")->check(CLI::PositiveNumber);
+    app.add_option("--corrections", o.corrections, "Langevin corrections per step");
+    app.add_option("--tau", o.tau, "Langevin step size")->check(CLI::PositiveNumber);
+    app.add_option("--gamma", o.gamma, "SDA gamma")->check(CLI::NonNegativeNumber);
+    app.add_option("--noise", o.noise, "observation noise std, in units of the velocity scale")->check(CLI::PositiveNumber);
+}
+
+/// The mean of per-state scores.
+inline double average(const std::vector<double>& values) {
+    double sum = 0;
+    for (double v : values) sum += v;
+    return sum / double(values.size());
+}
+
 /// The command-line options of `FlowOptions`.
 inline void add_flow_options(CLI::App& app, FlowOptions& o) {
     app.add_option("--out", o.out, "output folder (data, checkpoint, fields, CSVs, figures)");

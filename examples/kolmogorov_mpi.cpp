@@ -17,9 +17,7 @@
 // 4. Rank 0 gathers the samples and writes DIR/long_{truth,samples}.h5 (vorticity),
 //    DIR/long_rmse.csv (per state) and DIR/long_summary.csv. Only rank 0 prints.
 #include <chrono>
-#include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -38,29 +36,15 @@
 #include "sda/train/progress.hpp"
 
 #include "kolmogorov_common.hpp"
+#include "mpi_common.hpp"
 
 using namespace examples::kolmogorov;
 
 namespace {
 
-struct Options : FlowOptions {
-    std::size_t length = 256, samples = 2, steps = 64, corrections = 1;
-    double tau = 0.25, gamma = 1e-2, noise = 0.1;
+struct Options : FlowOptions, SamplingOptions {
+    Options() { length = 256, samples = 2, steps = 64; }
 };
-
-/// FNV-1a of the samples' bytes: equal checksums, equal samples.
-std::uint64_t checksum(const Tensor<float>& x) {
-    std::uint64_t h = 1469598103934665603ull;
-    const auto* bytes = reinterpret_cast<const unsigned char*>(x.data());
-    for (std::size_t i = 0; i < x.size() * sizeof(float); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
-    return h;
-}
-
-double mean(const std::vector<double>& v) {
-    double s = 0;
-    for (double x : v) s += x;
-    return s / double(v.size());
-}
 
 }  // namespace
 
@@ -70,17 +54,9 @@ int main(int argc, char** argv) {
     Options o;
     CLI::App app{"A long Kolmogorov-flow trajectory assimilated across MPI ranks (SDA, time parallelism)"};
     add_flow_options(app, o);
-    app.add_option("--length", o.length, "assimilated states")->check(CLI::Range(5, 1000000));
-    app.add_option("--samples", o.samples, "posterior samples")->check(CLI::PositiveNumber);
-    app.add_option("--steps", o.steps, "sampler steps")->check(CLI::PositiveNumber);
-    app.add_option("--corrections", o.corrections, "Langevin corrections per step");
-    app.add_option("--tau", o.tau, "Langevin step size")->check(CLI::PositiveNumber);
-    app.add_option("--gamma", o.gamma, "SDA gamma")->check(CLI::NonNegativeNumber);
-    app.add_option("--noise", o.noise, "observation noise std, in units of the velocity scale")->check(CLI::PositiveNumber);
+    add_sampling_options(app, o);
     CLI11_PARSE(app, argc, argv);
-    const bool root = comm.rank() == 0;
-    if (!root) std::freopen("/dev/null", "w", stdout);  // only rank 0 prints; errors still reach stderr
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    const bool root = examples::print_on_rank_zero(comm);
 
     return sda::mpi::run(comm, [&] {
         o.validate();
@@ -90,13 +66,10 @@ int main(int argc, char** argv) {
         if (!root) o.quiet = true;
         FlowData data;
         Tensor<float> truth;
-        for (int turn = 0; turn < 2; ++turn) {
-            if ((turn == 0) == root) {
-                data = load_flow_data(o);
-                truth = load_or_simulate(o, "long_" + std::to_string(L), 1, L, o.seed + 3) / float(data.scale);
-            }
-            MPI_Barrier(comm.get());
-        }
+        examples::rank_zero_first(comm, [&] {
+            data = load_flow_data(o);
+            truth = load_or_simulate(o, "long_" + std::to_string(L), 1, L, o.seed + 3) / float(data.scale);
+        });
         Net net = window_network(o);
         {
             const sda::train::WindowDataset<float> train_set(data.train, 2 * K + 1), valid_set(data.valid, 2 * K + 1);
@@ -140,10 +113,10 @@ int main(int argc, char** argv) {
         rmse.stream() << "state,posterior_mean,sample_mean,spread\n";
         for (std::size_t s = 0; s < L; ++s) rmse.stream() << s << ',' << mean_rmse[s] << ',' << sample_rmse[s] << ',' << spread[s] << '\n';
         char sum[32];
-        std::snprintf(sum, sizeof sum, "%016llx", static_cast<unsigned long long>(checksum(all)));
+        std::snprintf(sum, sizeof sum, "%016llx", static_cast<unsigned long long>(examples::checksum(all)));
         summary.stream() << "ranks,states,samples,steps,corrections,seconds,rmse_mean,rmse_samples,spread,checksum\n"
                          << comm.size() << ',' << L << ',' << o.samples << ',' << o.steps << ',' << o.corrections << ','
-                         << seconds << ',' << mean(mean_rmse) << ',' << mean(sample_rmse) << ',' << mean(spread) << ','
+                         << seconds << ',' << average(mean_rmse) << ',' << average(sample_rmse) << ',' << average(spread) << ','
                          << sum << '\n';
         rmse.commit(), summary.commit();
         sda::io::write_trajectories(o.out / "long_truth.h5", vorticity(truth, data.scale));
@@ -152,7 +125,7 @@ int main(int argc, char** argv) {
                     "  RMSE of the posterior mean %.4f, of a sample %.4f, spread %.4f (units of the velocity scale)\n"
                     "  samples checksum %s (the same for any number of ranks)\n"
                     "Wrote %s/long_{summary,rmse}.csv and long_{truth,samples}.h5\n",
-                    L, o.samples, o.steps, o.corrections, comm.size(), seconds, prepared, mean(mean_rmse),
-                    mean(sample_rmse), mean(spread), sum, o.out.c_str());
+                    L, o.samples, o.steps, o.corrections, comm.size(), seconds, prepared, average(mean_rmse),
+                    average(sample_rmse), average(spread), sum, o.out.c_str());
     });
 }

@@ -21,6 +21,7 @@
 #include <CLI/CLI.hpp>
 
 #include "lorenz63_common.hpp"
+#include "mpi_common.hpp"
 
 #include "sda/guidance/guided.hpp"
 #include "sda/guidance/sda.hpp"
@@ -48,14 +49,6 @@ struct Options {
     bool quiet = false;
 };
 
-/// FNV-1a of the samples' bytes: equal checksums, equal samples.
-std::uint64_t checksum(const Tensor<float>& x) {
-    std::uint64_t h = 1469598103934665603ull;
-    const auto* bytes = reinterpret_cast<const unsigned char*>(x.data());
-    for (std::size_t i = 0; i < x.size() * sizeof(float); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
-    return h;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,17 +70,13 @@ int main(int argc, char** argv) {
     app.add_option("--seed", o.seed, "seed of everything (as the demo)");
     app.add_flag("--quiet", o.quiet, "no progress display");
     CLI11_PARSE(app, argc, argv);
-    const bool root = comm.rank() == 0;
-    if (!root) std::freopen("/dev/null", "w", stdout), o.quiet = true;  // only rank 0 prints
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    const bool root = examples::print_on_rank_zero(comm);
+    if (!root) o.quiet = true;
 
     return sda::mpi::run(comm, [&] {
         // --- the demo's data (rank 0 generates what is missing, then every rank reads it) and prior ---
         lorenz63::Data data;
-        for (int turn = 0; turn < 2; ++turn) {
-            if ((turn == 0) == root) data = lorenz63::load_or_generate(o.out, o.seed);
-            MPI_Barrier(comm.get());
-        }
+        examples::rank_zero_first(comm, [&] { data = lorenz63::load_or_generate(o.out, o.seed); });
         sda::detail::require(o.trajectory < data.test.shape()[0], "lorenz63_mpi: --trajectory ", o.trajectory,
                              " is not among the ", data.test.shape()[0], " held-out trajectories");
         lorenz63::Net net = lorenz63::window_network(K, o.seed);
@@ -132,6 +121,6 @@ int main(int argc, char** argv) {
         std::printf("\n%s: %zu samples of %zu states on %d ranks in %.1f s; RMSE of the posterior mean %.4f, spread %.4f "
                     "(standardised units)\n  samples checksum %016llx (the same for any number of ranks)\nWrote %s\n",
                     o.scenario.c_str(), o.samples, length, comm.size(), seconds, sda::metrics::rmse(all, truth),
-                    sda::metrics::spread(all), static_cast<unsigned long long>(checksum(all)), path.c_str());
+                    sda::metrics::spread(all), static_cast<unsigned long long>(examples::checksum(all)), path.c_str());
     });
 }
