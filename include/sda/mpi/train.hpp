@@ -52,6 +52,7 @@ public:
 
         // this rank's chunks, each from zero, as one process computes them
         const double scale = 1.0 / static_cast<double>(batch * n);
+        const std::vector<double> weights = train::detail::normalised_weights(std::span<const T>{}, batch);
         std::vector<AlignedVector<T>> parts(last - first);
         std::vector<double> losses(last - first, 0.0);
         tbb::parallel_for(first, last, [&](std::size_t c) {
@@ -62,16 +63,9 @@ public:
             std::copy_n(noised.xt.data() + begin * n, rows * n, xt.data());
             AlignedVector<T>& part = parts[c - first];
             part.assign(grad.size(), T(0));
-            losses[c - first] = model.accumulate_gradient(
-                xt, std::span<const double>(noised.t.data() + begin, rows),
-                [&](std::size_t b, const auto& eps, auto&& d_eps) {
-                    const Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> z(noised.z.data() + (begin + b) * n,
-                                                                                  static_cast<Eigen::Index>(n));
-                    const T factor = static_cast<T>(scale);
-                    d_eps = (T(2) * factor) * (eps - z);
-                    return double(factor) * double((eps - z).squaredNorm());
-                },
-                std::span<T>(part));
+            losses[c - first] = model.accumulate_gradient(xt, std::span<const double>(noised.t.data() + begin, rows),
+                                                          train::detail::denoising_row_loss(noised, n, weights, scale, begin),
+                                                          std::span<T>(part));
         });
 
         // the chain: the sum so far from the previous rank, this rank's chunks added in order

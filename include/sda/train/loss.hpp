@@ -57,6 +57,20 @@ std::vector<double> normalised_weights(std::span<const T> weights, std::size_t b
     for (std::size_t b = 0; b < batch; ++b) w[b] = double(weights[b]) * static_cast<double>(batch) / sum;
     return w;
 }
+
+/// The loss of one row of a noised batch and its derivative, as `accumulate_gradient` asks for:
+/// row b of the call is row `first + b` of `noised` (n entries each), weighted w[first + b] scale.
+template <class T>
+auto denoising_row_loss(const NoisedBatch<T>& noised, std::size_t n, const std::vector<double>& w, double scale,
+                        std::size_t first = 0) {
+    return [&noised, &w, n, scale, first](std::size_t b, const auto& eps, auto&& d_eps) {
+        const Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> z(noised.z.data() + (first + b) * n,
+                                                                      static_cast<Eigen::Index>(n));
+        const T factor = static_cast<T>(w[first + b] * scale);
+        d_eps = (T(2) * factor) * (eps - z);
+        return double(factor) * double((eps - z).squaredNorm());
+    };
+}
 }  // namespace detail
 
 /// The loss on one batch of clean samples `x`, and its gradient added to `grad`.
@@ -64,18 +78,11 @@ template <nn::TrainableScoreModel M>
 double denoising_loss_gradient(const M& model, const tensor_t<M>& x, Generator& gen,
                                std::span<typename M::scalar_type> grad,
                                std::span<const typename M::scalar_type> weights = {}) {
-    using T = typename M::scalar_type;
     const auto noised = noise_batch(model.schedule(), x, gen);
     const std::size_t batch = x.shape()[0], n = x.size() / batch;
     const std::vector<double> w = detail::normalised_weights(weights, batch);
     const double scale = 1.0 / static_cast<double>(batch * n);
-    const double total = model.accumulate_gradient(noised.xt, noised.t, [&](std::size_t b, const auto& eps, auto&& d_eps) {
-        const Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> z(noised.z.data() + b * n, static_cast<Eigen::Index>(n));
-        const T factor = static_cast<T>(w[b] * scale);
-        d_eps = (T(2) * factor) * (eps - z);
-        return double(factor) * double((eps - z).squaredNorm());
-    }, grad);
-    return total;
+    return model.accumulate_gradient(noised.xt, noised.t, detail::denoising_row_loss(noised, n, w, scale), grad);
 }
 
 /// The loss on one batch, without gradient (validation).
