@@ -253,12 +253,14 @@ struct CpuBackend {
         return static_cast<double>(*std::min_element(x.begin(), x.end()));
     }
 
-private:
+protected:  // the shape check, shared with backends built on this one (sda::mpi::Backend)
     static void same_shape(const tensor_type& x, const tensor_type& y, const char* op) {
         detail::require(std::equal(x.shape().begin(), x.shape().end(), y.shape().begin(), y.shape().end()),
                         "sda::CpuBackend::", op, ": shapes ", format_shape(shape_of(x)), " and ",
                         format_shape(shape_of(y)), " differ");
     }
+
+private:
     struct Rows { std::size_t rows, cols; };
     static Rows rows_of(const tensor_type& x, const tensor_type& v, const char* op) {
         detail::require(x.dimension() >= 1 && v.dimension() == 1 && v.size() == x.shape()[0], "sda::CpuBackend::",

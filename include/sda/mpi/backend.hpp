@@ -56,9 +56,7 @@ public:
 
     tensor_type dot(const tensor_type& x, const tensor_type& y) const {
         if (split_ == Split::samples) return base::dot(x, y);
-        sda::detail::require(std::equal(x.shape().begin(), x.shape().end(), y.shape().begin(), y.shape().end()),
-                             "sda::mpi::Backend::dot: shapes ", format_shape(shape_of(x)), " and ",
-                             format_shape(shape_of(y)), " differ");
+        base::same_shape(x, y, "dot");
         const auto [rows, cols] = rows_of(x, "dot");
         const RowSums sums = exact_row_sums(comm_, rows, cols, [&](std::size_t r, std::size_t c) {
             return double(x.data()[r * cols + c]) * double(y.data()[r * cols + c]);
