@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
 done
 declare -A program=([mlp]=bench_network [unet]=bench_unet)
 
-ensure_packages "${SDA_PACKAGES_LIBRARY[@]}" libbenchmark-dev python3-torch libopenblas0-openmp
+ensure_packages "${SDA_PACKAGES_LIBRARY[@]}" libbenchmark-dev "${SDA_PACKAGES_DNNL[@]}" python3-torch libopenblas0-openmp
 if [ "$(id -u)" -eq 0 ]; then
     update-alternatives --set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 >/dev/null
     update-alternatives --set liblapack.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/liblapack.so.3 >/dev/null

@@ -37,7 +37,7 @@ done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "mpi_scaling.sh: --rounds takes a positive count" >&2; exit 2; }
 
 if [ $do_build -eq 1 ]; then
-    ensure_packages "${SDA_PACKAGES_LIBRARY[@]}" libbenchmark-dev "${SDA_PACKAGES_MPI[@]}"
+    ensure_packages "${SDA_PACKAGES_LIBRARY[@]}" libbenchmark-dev "${SDA_PACKAGES_MPI[@]}" "${SDA_PACKAGES_DNNL[@]}"
     configure_build SDA_BUILD_BENCHMARKS
     build mpi_scaling
 fi

@@ -9,6 +9,10 @@
 #               sda/observe/torch.hpp                     a CPU build; or a CUDA build of torch)
 #   sda::mpi    sda/mpi.hpp, sda/mpi/*.hpp                MPI for C++ via find_package(MPI) (libopenmpi-dev,
 #                                                         openmpi-bin)
+#   sda::dnnl   sda/nn/dnnl.hpp: float convolutions of    oneDNN via find_package(dnnl) (libdnnl-dev), and
+#               sda/nn/conv.hpp in oneDNN (defines        OpenMP's runtime library (libgomp, with g++)
+#               SDA_WITH_DNNL for every file of the
+#               program: link it to all or none)
 #
 # sda_find_component(NAME [REQUIRED]) looks for one of them and, when found, defines sda::NAME on
 # top of sda::sda and sets sda_NAME_FOUND. Without REQUIRED a missing dependency only leaves the
@@ -18,6 +22,7 @@ set(sda_hdf5_debian_packages "libhdf5-dev pkg-config")
 set(sda_fftw_debian_packages "libfftw3-dev pkg-config")
 set(sda_torch_debian_packages "libtorch-dev")
 set(sda_mpi_debian_packages "libopenmpi-dev openmpi-bin")
+set(sda_dnnl_debian_packages "libdnnl-dev")
 
 # sda_find_pkg_config_component(NAME PREFIX MODULE REQUIRED-OR-EMPTY): NAME through pkg-config MODULE.
 # A required module is first looked up quietly, so that a missing one stops with the Debian
@@ -75,7 +80,30 @@ macro(sda_find_component name)
       target_link_libraries(sda::mpi INTERFACE sda::sda MPI::MPI_CXX)
     endif()
     set(sda_mpi_FOUND ${MPI_CXX_FOUND})
+  elseif("${name}" STREQUAL "dnnl")
+    # Debian's oneDNN runs on OpenMP; sda calls it on one thread at a time (omp_set_num_threads),
+    # so it links OpenMP's runtime library but does not compile with -fopenmp, which would turn on
+    # Eigen's own OpenMP threads beside oneTBB's.
+    find_package(dnnl CONFIG QUIET)
+    find_package(OpenMP QUIET COMPONENTS CXX)
+    if("${sda_component_required}" STREQUAL "REQUIRED")
+      if(NOT dnnl_FOUND OR NOT OpenMP_CXX_FOUND)
+        message(FATAL_ERROR "sda::dnnl is required here and needs oneDNN, found by find_package(dnnl), and "
+                            "OpenMP (Debian: apt-get install ${sda_dnnl_debian_packages})")
+      endif()
+      find_package(dnnl CONFIG REQUIRED QUIET)
+    endif()
+    if(dnnl_FOUND AND OpenMP_CXX_FOUND AND NOT TARGET sda::dnnl)
+      add_library(sda::dnnl INTERFACE IMPORTED)
+      target_link_libraries(sda::dnnl INTERFACE sda::sda DNNL::dnnl ${OpenMP_CXX_LIBRARIES})
+      target_compile_definitions(sda::dnnl INTERFACE SDA_WITH_DNNL=1)
+    endif()
+    if(TARGET sda::dnnl)
+      set(sda_dnnl_FOUND TRUE)
+    else()
+      set(sda_dnnl_FOUND FALSE)
+    endif()
   else()
-    message(FATAL_ERROR "sda has no component '${name}' (it has hdf5, fftw, torch and mpi)")
+    message(FATAL_ERROR "sda has no component '${name}' (it has hdf5, fftw, torch, mpi and dnnl)")
   endif()
 endmacro()

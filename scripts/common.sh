@@ -23,6 +23,9 @@ SDA_PACKAGES_LIBRARY=(cmake g++ make ccache libeigen3-dev libxtensor-dev libtbb-
 SDA_PACKAGES_EXAMPLES=(libcli11-dev libhdf5-dev pkg-config)
 # the Kolmogorov-flow solver (sda::fftw): its example and its tests
 SDA_PACKAGES_FFTW=(libfftw3-dev)
+# oneDNN (sda::dnnl): the float convolutions of the Kolmogorov U-Net; its example, the tests and
+# the U-Net benchmarks
+SDA_PACKAGES_DNNL=(libdnnl-dev)
 # the demos' figures, drawn by Debian's /usr/bin/python3; the Kolmogorov figures also read HDF5
 SDA_PACKAGES_PLOT=(python3-matplotlib)
 SDA_PACKAGES_PLOT_KOLMOGOROV=(python3-h5py)
@@ -41,7 +44,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # demo_build_packages EXAMPLE: what building EXAMPLE needs (the figures' Python packages aside).
 demo_build_packages() {
     local packages=("${SDA_PACKAGES_LIBRARY[@]}" "${SDA_PACKAGES_EXAMPLES[@]}")
-    [ "$1" = kolmogorov ] && packages+=("${SDA_PACKAGES_FFTW[@]}")
+    [ "$1" = kolmogorov ] && packages+=("${SDA_PACKAGES_FFTW[@]}" "${SDA_PACKAGES_DNNL[@]}")
     printf '%s\n' "${packages[@]}"
 }
 
@@ -56,7 +59,7 @@ demo_packages() {
 # test_packages: the Debian packages `scripts/test` needs (it builds every target), one per line.
 test_packages() {
     printf '%s\n' "${SDA_PACKAGES_LIBRARY[@]}" "${SDA_PACKAGES_EXAMPLES[@]}" "${SDA_PACKAGES_FFTW[@]}" \
-                  "${SDA_PACKAGES_TEST[@]}" "${SDA_PACKAGES_MPI[@]}"
+                  "${SDA_PACKAGES_TEST[@]}" "${SDA_PACKAGES_MPI[@]}" "${SDA_PACKAGES_DNNL[@]}"
 }
 
 # missing_packages PKG...: prints those of the packages that are not installed.

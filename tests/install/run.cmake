@@ -1,7 +1,8 @@
 # Installs sda into a scratch prefix, then configures, builds and runs the consumer project
 # against it with find_package(sda), three ways (tests/install/consumer/CMakeLists.txt):
-#   bare        pkg-config, libtorch and MPI hidden: sda::sda alone, no optional target
-#   components  COMPONENTS hdf5 fftw (torch too when WITH_TORCH, mpi when WITH_MPI): the optional targets work
+#   bare        pkg-config, libtorch, MPI and oneDNN hidden: sda::sda alone, no optional target
+#   components  COMPONENTS hdf5 fftw (torch too when WITH_TORCH, mpi when WITH_MPI, dnnl when WITH_DNNL):
+#               the optional targets work
 #   missing     COMPONENTS hdf5 with pkg-config hidden: fails, naming the Debian package
 file(REMOVE_RECURSE ${WORK_DIR})
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix
@@ -10,7 +11,8 @@ if(status)
   message(FATAL_ERROR "cmake --install failed")
 endif()
 
-set(hidden -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON)
+set(hidden -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON
+           -DCMAKE_DISABLE_FIND_PACKAGE_dnnl=ON)
 function(configure mode)
   execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install/consumer -B ${WORK_DIR}/${mode}
                           -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
@@ -32,11 +34,11 @@ endfunction()
 
 configure(bare ${hidden})
 if(status)
-  message(FATAL_ERROR "bare: find_package(sda) failed without HDF5, FFTW, libtorch and MPI:\n${output}")
+  message(FATAL_ERROR "bare: find_package(sda) failed without HDF5, FFTW, libtorch, MPI and oneDNN:\n${output}")
 endif()
 build_and_run(bare)
 
-configure(components -DSDA_CONSUMER_TORCH=${WITH_TORCH} -DSDA_CONSUMER_MPI=${WITH_MPI})
+configure(components -DSDA_CONSUMER_TORCH=${WITH_TORCH} -DSDA_CONSUMER_MPI=${WITH_MPI} -DSDA_CONSUMER_DNNL=${WITH_DNNL})
 if(status)
   message(FATAL_ERROR "components: find_package(sda COMPONENTS hdf5 fftw) failed:\n${output}")
 endif()

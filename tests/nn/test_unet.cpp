@@ -116,6 +116,99 @@ TEST_CASE("nn conv: 1-D and 2-D convolutions equal the definition with both padd
     }
 }
 
+TEST_CASE("nn conv: float convolutions (oneDNN where linked) equal the definition and their adjoints") {
+    // The test suite links sda::dnnl: float convolutions wider than one pixel run in oneDNN.
+    CHECK(nn::dnnl_convolutions);
+    sda::Generator gen(27);
+    struct Case {
+        std::size_t spatial, in, out, kernel, stride;
+        nn::Padding padding;
+        nn::Grid grid;
+        std::size_t n;
+    };
+    // small odd shapes (oneDNN's generic kernels) and the U-Net's (its AVX-512 kernels)
+    const std::vector<Case> cases = {
+        {2, 3, 4, 3, 1, nn::Padding::circular, {6, 5}, 2},   {2, 3, 4, 3, 1, nn::Padding::zeros, {6, 5}, 2},
+        {2, 2, 5, 3, 2, nn::Padding::circular, {8, 6}, 2},   {2, 2, 5, 3, 2, nn::Padding::zeros, {8, 6}, 2},
+        {2, 3, 2, 5, 1, nn::Padding::circular, {4, 7}, 2},   {2, 3, 2, 3, 2, nn::Padding::zeros, {7, 5}, 2},
+        {1, 3, 4, 3, 1, nn::Padding::circular, {1, 9}, 2},   {1, 3, 4, 5, 2, nn::Padding::zeros, {1, 10}, 2},
+        {2, 32, 32, 3, 1, nn::Padding::circular, {16, 16}, 3}, {2, 32, 64, 3, 2, nn::Padding::circular, {16, 16}, 2},
+        {2, 48, 16, 3, 1, nn::Padding::zeros, {8, 8}, 2},    {1, 32, 32, 5, 1, nn::Padding::circular, {1, 64}, 3},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.spatial);
+        CAPTURE(c.in);
+        CAPTURE(c.kernel);
+        CAPTURE(c.stride);
+        nn::ParameterSet<float> params;
+        const nn::Conv<float> conv(params, "conv", c.spatial, c.in, c.out, c.kernel, c.stride, c.padding);
+        conv.initialise(params, "conv", gen);
+        CHECK(conv.uses_dnnl());
+        // the definition, in double on the same float values
+        nn::ParameterSet<double> exact_params;
+        const nn::Conv<double> exact(exact_params, "conv", c.spatial, c.in, c.out, c.kernel, c.stride, c.padding);
+        std::copy(params.values().begin(), params.values().end(), exact_params.values().begin());
+        const nn::Grid o = conv.output_grid(c.grid);
+        const auto rows = Eigen::Index(c.n * c.grid.pixels()), out_rows = Eigen::Index(c.n * o.pixels());
+        const RowMatrix<float> X = random_matrix(rows, Eigen::Index(c.in), gen).cast<float>();
+        const RowMatrix<float> R = random_matrix(out_rows, Eigen::Index(c.out), gen).cast<float>();
+        const Matrix Xd = X.cast<double>(), Rd = R.cast<double>();
+        const double tolerance = 1e-5;
+
+        RowMatrix<float> Y(out_rows, Eigen::Index(c.out));
+        conv.forward(params.data(), X, c.n, c.grid, Y);
+        const Matrix Y_exact = direct_convolution(exact, exact_params.data(), Xd, c.n, c.grid);
+        CHECK(relative(Matrix(Y.cast<double>()), Y_exact) < tolerance);
+        // the fastest algorithm (Winograd's for 3 x 3 at stride 1) to float accuracy too
+        RowMatrix<float> Y_fast(out_rows, Eigen::Index(c.out));
+        conv.forward(params.data(), X, c.n, c.grid, Y_fast, nn::ConvAlgorithm::fastest);
+        CHECK(relative(Matrix(Y_fast.cast<double>()), Y_exact) < tolerance);
+
+        Matrix dX_exact(rows, Eigen::Index(c.in));
+        exact.backward_input(exact_params.data(), Rd, c.n, c.grid, dX_exact);
+        RowMatrix<float> dX(rows, Eigen::Index(c.in));
+        conv.backward_input(params.data(), R, c.n, c.grid, dX);
+        CHECK(relative(Matrix(dX.cast<double>()), dX_exact) < tolerance);
+        RowMatrix<float> dX_fast(rows, Eigen::Index(c.in));
+        conv.backward_input(params.data(), R, c.n, c.grid, dX_fast, false, nn::ConvAlgorithm::fastest);
+        CHECK(relative(Matrix(dX_fast.cast<double>()), dX_exact) < tolerance);
+        // accumulating, into a block of a wider matrix (rows further apart than its columns)
+        RowMatrix<float> wide = RowMatrix<float>::Ones(rows, Eigen::Index(c.in + 3));
+        conv.backward_input(params.data(), R, c.n, c.grid, wide.leftCols(Eigen::Index(c.in)), /*accumulate=*/true);
+        CHECK(relative(Matrix(wide.leftCols(Eigen::Index(c.in)).cast<double>()), Matrix(dX_exact.array() + 1.0)) < tolerance);
+        CHECK((wide.rightCols(3).array() == 1.f).all());
+
+        std::vector<double> grad_exact(exact_params.size(), 0.5);
+        exact.backward_params(Xd, c.n, c.grid, Rd, grad_exact.data());
+        std::vector<float> grad(params.size(), 0.5f);
+        conv.backward_params(X, c.n, c.grid, R, grad.data());
+        CHECK(relative(std::vector<double>(grad.begin(), grad.end()), grad_exact) < tolerance);
+
+        // strided views of the input and output give the same numbers
+        RowMatrix<float> X_wide = RowMatrix<float>::Zero(rows, Eigen::Index(c.in + 2)), Y_wide(out_rows, Eigen::Index(c.out + 1));
+        X_wide.leftCols(Eigen::Index(c.in)) = X;
+        conv.forward(params.data(), X_wide.leftCols(Eigen::Index(c.in)), c.n, c.grid, Y_wide.leftCols(Eigen::Index(c.out)));
+        CHECK(Y_wide.leftCols(Eigen::Index(c.out)) == Y);
+    }
+    // the fastest algorithm caches transformed weights: new values in the same buffer are seen
+    nn::ParameterSet<float> params;
+    const nn::Conv<float> conv(params, "conv", 2, 32, 32);
+    conv.initialise(params, "conv", gen);
+    const nn::Grid grid{8, 8};
+    const RowMatrix<float> X = random_matrix(2 * 64, 32, gen).cast<float>();
+    RowMatrix<float> before(2 * 64, 32), after(2 * 64, 32), expected(2 * 64, 32);
+    conv.forward(params.data(), X, 2, grid, before, nn::ConvAlgorithm::fastest);
+    params.values()[conv.weight + 5] += 1.f;  // one tap of one filter
+    conv.forward(params.data(), X, 2, grid, after, nn::ConvAlgorithm::fastest);
+    conv.forward_im2col(params.data(), X, 2, grid, expected);
+    CHECK(before != after);
+    CHECK((after - expected).cwiseAbs().maxCoeff() < 1e-4f);
+
+    // wrong shapes are refused before oneDNN reads anything
+    RowMatrix<float> wrong(2 * 16, 5);
+    CHECK_THROWS_AS(conv.forward(params.data(), X, 2, {4, 4}, wrong), sda::error);
+}
+
 TEST_CASE("nn conv: nearest upsampling copies pixels and its adjoint sums them") {
     sda::Generator gen(22);
     for (std::size_t spatial : {1u, 2u}) {

@@ -11,6 +11,12 @@
 // keep PyTorch's layout [out, in, (k,) k] and default initialisation.
 // Layer norms over channels and per-channel shifts are row operations in
 // this layout.
+//
+// With `sda::dnnl` linked (SDA_WITH_DNNL), float convolutions wider than one
+// pixel run in oneDNN instead (sda/nn/dnnl.hpp), on the same layouts; the
+// im2col kernels stay for double, 1 x 1 convolutions (plain GEMMs) and as
+// the reference the tests hold oneDNN to (`forward_im2col`, ...). Every kernel
+// runs on the calling thread: the networks parallelise over chunks of a batch.
 #pragma once
 
 #include <algorithm>
@@ -18,6 +24,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include <Eigen/Core>
 #include <nlohmann/json.hpp>
@@ -26,7 +33,26 @@
 #include "sda/core/error.hpp"
 #include "sda/nn/parameters.hpp"
 
+#if defined(SDA_WITH_DNNL)
+#include "sda/nn/dnnl.hpp"
+#endif
+
 namespace sda::nn {
+
+/// Whether this program's float convolutions run in oneDNN (it links `sda::dnnl`).
+#if defined(SDA_WITH_DNNL)
+inline constexpr bool dnnl_convolutions = true;
+#else
+inline constexpr bool dnnl_convolutions = false;
+#endif
+
+/// Which algorithm a oneDNN convolution may use: `direct`, or the `fastest` oneDNN has for
+/// the shape (Winograd's F(4x4, 3x3) for 3 x 3 kernels at stride 1: about twice the speed,
+/// float errors 1.3-1.5 times the direct algorithm's, both near 1e-6 of eps on the
+/// Kolmogorov U-Nets). Its weights are transformed once and cached until they change, so it
+/// pays when weights stay fixed over many calls (sampling), not in training. The im2col
+/// kernels are always direct.
+enum class ConvAlgorithm { direct, fastest };
 
 /// How a convolution sees beyond the edge: zeros, or the periodic continuation.
 enum class Padding { zeros, circular };
@@ -126,8 +152,58 @@ struct Conv {
         });
     }
 
+    /// Whether `forward` and both backward products run in oneDNN: float maps, a kernel
+    /// wider than one pixel or a stride, and `sda::dnnl` linked.
+    bool uses_dnnl() const { return dnnl_convolutions && std::is_same_v<T, float> && !pointwise(); }
+
     /// Y = conv(X): X [n * g.pixels(), in] -> Y [n * output pixels, out].
-    void forward(const T* p, const ConstRef& X, std::size_t n, Grid g, Ref Y) const {
+    void forward(const T* p, const ConstRef& X, std::size_t n, Grid g, Ref Y,
+                 ConvAlgorithm algorithm = ConvAlgorithm::direct) const {
+#if defined(SDA_WITH_DNNL)
+        if constexpr (std::is_same_v<T, float>)
+            if (uses_dnnl()) {
+                check_input(X, n, g);
+                check_output(Y, n, g);
+                dnnl_kernels::forward(dnnl_shape(n, g, algorithm), p + weight, p + bias, X.data(), X.outerStride(), Y.data(), Y.outerStride());
+                return;
+            }
+#endif
+        forward_im2col(p, X, n, g, Y);
+    }
+
+    /// dX = (d conv / dX)^T dY, or dX += with `accumulate`.
+    void backward_input(const T* p, const ConstRef& dY, std::size_t n, Grid g, Ref dX, bool accumulate = false,
+                        ConvAlgorithm algorithm = ConvAlgorithm::direct) const {
+#if defined(SDA_WITH_DNNL)
+        if constexpr (std::is_same_v<T, float>)
+            if (uses_dnnl()) {
+                check_output(dY, n, g);
+                check_input(dX, n, g);
+                dnnl_kernels::backward_input(dnnl_shape(n, g, algorithm), p + weight, dY.data(), dY.outerStride(), dX.data(), dX.outerStride(),
+                                             accumulate);
+                return;
+            }
+#endif
+        backward_input_im2col(p, dY, n, g, dX, accumulate);
+    }
+
+    /// grad(W) += dY^T im2col(X), grad(b) += column sums of dY.
+    void backward_params(const ConstRef& X, std::size_t n, Grid g, const ConstRef& dY, T* grad) const {
+#if defined(SDA_WITH_DNNL)
+        if constexpr (std::is_same_v<T, float>)
+            if (uses_dnnl()) {
+                check_input(X, n, g);
+                check_output(dY, n, g);
+                dnnl_kernels::backward_params(dnnl_shape(n, g), X.data(), X.outerStride(), dY.data(), dY.outerStride(), grad + weight,
+                                              grad + bias);
+                return;
+            }
+#endif
+        backward_params_im2col(X, n, g, dY, grad);
+    }
+
+    /// `forward` by im2col and one Eigen GEMM (any T, any build).
+    void forward_im2col(const T* p, const ConstRef& X, std::size_t n, Grid g, Ref Y) const {
         if (pointwise()) {
             check_input(X, n, g);
             Y.noalias() = X * weights(p).transpose();
@@ -139,10 +215,10 @@ struct Conv {
         Y.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(p + bias, static_cast<Eigen::Index>(out));
     }
 
-    /// dX = (d conv / dX)^T dY, or dX += with `accumulate`. At stride 1 the adjoint
+    /// `backward_input` by Eigen GEMMs. At stride 1 the adjoint
     /// of a 'same' correlation is the correlation of dY with the flipped kernel,
     /// channels swapped (a gather); at stride 2, a scatter (col2im).
-    void backward_input(const T* p, const ConstRef& dY, std::size_t n, Grid g, Ref dX, bool accumulate = false) const {
+    void backward_input_im2col(const T* p, const ConstRef& dY, std::size_t n, Grid g, Ref dX, bool accumulate = false) const {
         if (pointwise()) {
             if (accumulate) dX.noalias() += dY * weights(p);
             else dX.noalias() = dY * weights(p);
@@ -160,8 +236,8 @@ struct Conv {
         col2im(dcols, n, g, dX);
     }
 
-    /// grad(W) += dY^T im2col(X), grad(b) += column sums of dY.
-    void backward_params(const ConstRef& X, std::size_t n, Grid g, const ConstRef& dY, T* grad) const {
+    /// `backward_params` by im2col and an Eigen GEMM.
+    void backward_params_im2col(const ConstRef& X, std::size_t n, Grid g, const ConstRef& dY, T* grad) const {
         Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(grad + bias, static_cast<Eigen::Index>(out)) += dY.colwise().sum();
         if (pointwise()) {
             Eigen::Map<RowMatrix<T>>(grad + weight, static_cast<Eigen::Index>(out), static_cast<Eigen::Index>(in))
@@ -246,6 +322,23 @@ private:
 
     Eigen::Map<const RowMatrix<T>> weights(const T* p) const {
         return {p + weight, static_cast<Eigen::Index>(out), static_cast<Eigen::Index>(in)};
+    }
+
+#if defined(SDA_WITH_DNNL)
+    dnnl_kernels::Shape dnnl_shape(std::size_t n, Grid g, ConvAlgorithm algorithm = ConvAlgorithm::direct) const {
+        const Grid o = output_grid(g);
+        return {.n = long(n), .in = long(in), .out = long(out), .height = long(g.height), .width = long(g.width),
+                .out_height = long(o.height), .out_width = long(o.width), .kernel_height = long(kernel_height()),
+                .kernel = long(kernel), .stride = long(stride), .circular = padding == Padding::circular,
+                .winograd = algorithm == ConvAlgorithm::fastest};
+    }
+#endif
+
+    void check_output(const ConstRef& Y, std::size_t n, Grid g) const {
+        sda::detail::require(Y.rows() == static_cast<Eigen::Index>(n * output_grid(g).pixels()) &&
+                                 Y.cols() == static_cast<Eigen::Index>(out),
+                             "sda::nn::Conv: output of ", Y.rows(), " x ", Y.cols(), ", expected ", n * output_grid(g).pixels(),
+                             " x ", out);
     }
 
     void check_input(const ConstRef& X, std::size_t n, Grid g) const {

@@ -12,6 +12,10 @@
 // LayerNorm over the channels of each pixel (N - 1 variance, as zuko's).
 // Parameters are named as in the PyTorch module ("heads.0.weight",
 // "descent.1.0.project.0.weight", "ascent.0.2.residue.3.bias", ...).
+// Passes that will not ask for parameter gradients (sampling: eps, its VJP)
+// run the convolutions with `ConvAlgorithm::fastest` (in oneDNN: Winograd's
+// for the 3 x 3 ones, weights transformed once); training passes with the
+// direct algorithm, as the weights change at every step.
 #pragma once
 
 #include <cstddef>
@@ -157,6 +161,8 @@ public:
                              " for ", n, " samples of ", grid_.pixels(), " pixels, ", in_, " channels, ", modulation_,
                              " modulation features");
         const std::size_t L = levels_.size();
+        // training (parameter gradients to come): weights change every step, so the direct algorithm
+        const ConvAlgorithm algorithm = keep_input ? ConvAlgorithm::direct : ConvAlgorithm::fastest;
         if (cache) cache->levels.assign(L, {});
         RowMatrix<T> h;
         std::vector<RowMatrix<T>> memory(L);
@@ -164,25 +170,25 @@ public:
             const Level& level = levels_[l];
             RowMatrix<T> next(static_cast<Eigen::Index>(n * level.grid.pixels()), static_cast<Eigen::Index>(level.channels));
             if (l == 0) {
-                level.head.forward(p, X, n, grid_, next);
+                level.head.forward(p, X, n, grid_, next, algorithm);
                 if (cache && keep_input) cache->levels[0].head_input = X;
             } else {
-                level.head.forward(p, h, n, levels_[l - 1].grid, next);
+                level.head.forward(p, h, n, levels_[l - 1].grid, next, algorithm);
                 if (cache) cache->levels[l].head_input = std::move(h);
             }
             h = std::move(next);
             if (cache) cache->levels[l].down.resize(level.down.size());
             for (std::size_t b = 0; b < level.down.size(); ++b)
-                block_forward(p, level.down[b], h, n, level.grid, M, cache ? &cache->levels[l].down[b] : nullptr);
+                block_forward(p, level.down[b], h, n, level.grid, M, cache ? &cache->levels[l].down[b] : nullptr, algorithm);
             if (l + 1 < L) memory[l] = h;
         }
         for (std::size_t l = L; l-- > 0;) {
             const Level& level = levels_[l];
             if (cache) cache->levels[l].up.resize(level.up.size());
             for (std::size_t b = 0; b < level.up.size(); ++b)
-                block_forward(p, level.up[b], h, n, level.grid, M, cache ? &cache->levels[l].up[b] : nullptr);
+                block_forward(p, level.up[b], h, n, level.grid, M, cache ? &cache->levels[l].up[b] : nullptr, algorithm);
             if (l == 0) {
-                level.tail.forward(p, h, n, grid_, Y);
+                level.tail.forward(p, h, n, grid_, Y, algorithm);
                 if (cache) cache->levels[0].tail_input = std::move(h);
                 break;
             }
@@ -192,7 +198,7 @@ public:
             RowMatrix<T> up(static_cast<Eigen::Index>(n * above.pixels()), h.cols());
             upsample<T>(h, n, level.grid, spatial_, up);
             RowMatrix<T> next(up.rows(), static_cast<Eigen::Index>(levels_[l - 1].channels));
-            level.tail.forward(p, up, n, above, next);
+            level.tail.forward(p, up, n, above, next, algorithm);
             next += memory[l - 1];
             if (cache) cache->levels[l].tail_input = std::move(h), cache->levels[l].tail_rstd = std::move(rstd);
             h = std::move(next);
@@ -208,6 +214,7 @@ public:
         sda::detail::require(cache.levels.size() == L, "sda::nn::UNet::backward: the cache holds no forward pass");
         sda::detail::require(!g || cache.levels[0].head_input.rows() > 0,
                              "sda::nn::UNet::backward: parameter gradients need a forward pass that kept its input");
+        const ConvAlgorithm algorithm = g ? ConvAlgorithm::direct : ConvAlgorithm::fastest;  // as in forward
         RowMatrix<T> dh;
         std::vector<RowMatrix<T>> d_memory(L);
         for (std::size_t l = 0; l < L; ++l) {
@@ -216,13 +223,13 @@ public:
             if (l == 0) {
                 if (g) level.tail.backward_params(entry.tail_input, n, grid_, dY, g);
                 dh.resize(static_cast<Eigen::Index>(n * grid_.pixels()), static_cast<Eigen::Index>(level.channels));
-                level.tail.backward_input(p, dY, n, grid_, dh);
+                level.tail.backward_input(p, dY, n, grid_, dh, false, algorithm);
             } else {
                 const Grid above = levels_[l - 1].grid;
                 d_memory[l - 1] = dh;
                 const auto c = static_cast<Eigen::Index>(level.channels);
                 RowMatrix<T> d_up(static_cast<Eigen::Index>(n * above.pixels()), c);
-                level.tail.backward_input(p, dh, n, above, d_up);
+                level.tail.backward_input(p, dh, n, above, d_up, false, algorithm);
                 if (g) {
                     RowMatrix<T> up(d_up.rows(), c);
                     upsample<T>(entry.tail_input, n, level.grid, spatial_, up);
@@ -234,23 +241,23 @@ public:
                 norm_.backward(entry.tail_input, entry.tail_rstd.data(), d_normed, dh);
             }
             for (std::size_t b = level.up.size(); b-- > 0;)
-                block_backward(p, level.up[b], entry.up[b], dh, n, level.grid, M, g, dM);
+                block_backward(p, level.up[b], entry.up[b], dh, n, level.grid, M, g, dM, algorithm);
         }
         for (std::size_t l = L; l-- > 0;) {
             const Level& level = levels_[l];
             const auto& entry = cache.levels[l];
             if (l + 1 < L) dh += d_memory[l];
             for (std::size_t b = level.down.size(); b-- > 0;)
-                block_backward(p, level.down[b], entry.down[b], dh, n, level.grid, M, g, dM);
+                block_backward(p, level.down[b], entry.down[b], dh, n, level.grid, M, g, dM, algorithm);
             const Grid below = l > 0 ? levels_[l - 1].grid : grid_;
             if (g) level.head.backward_params(entry.head_input, n, below, dh, g);
             if (l > 0) {
                 RowMatrix<T> d_below(static_cast<Eigen::Index>(n * below.pixels()), static_cast<Eigen::Index>(levels_[l - 1].channels));
-                level.head.backward_input(p, dh, n, below, d_below);
+                level.head.backward_input(p, dh, n, below, d_below, false, algorithm);
                 dh = std::move(d_below);
             } else if (dX) {
                 dX->resize(static_cast<Eigen::Index>(n * grid_.pixels()), static_cast<Eigen::Index>(in_));
-                level.head.backward_input(p, dh, n, grid_, *dX);
+                level.head.backward_input(p, dh, n, grid_, *dX, false, algorithm);
             }
         }
     }
@@ -258,7 +265,7 @@ public:
 private:
     /// h <- h + second(act(first(LN(h + shift)))), shift = project(M) per sample.
     void block_forward(const T* p, const Block& block, RowMatrix<T>& h, std::size_t n, Grid grid, const ConstRef& M,
-                       typename Cache::BlockEntry* entry) const {
+                       typename Cache::BlockEntry* entry, ConvAlgorithm algorithm) const {
         const Eigen::Index c = h.cols(), px = static_cast<Eigen::Index>(grid.pixels());
         RowMatrix<T> shift(M.rows(), c);
         block.project.forward(p, M, shift);
@@ -268,20 +275,20 @@ private:
         AlignedVector<T> rstd(static_cast<std::size_t>(h.rows()));
         norm_.forward(normed, normed, rstd.data());
         RowMatrix<T> pre(h.rows(), c), act(h.rows(), c);
-        block.first.forward(p, normed, n, grid, pre);
+        block.first.forward(p, normed, n, grid, pre, algorithm);
         activate<T>(activation_, pre, act);
         RowMatrix<T> residue(h.rows(), c);
-        block.second.forward(p, act, n, grid, residue);
+        block.second.forward(p, act, n, grid, residue, algorithm);
         h += residue;
         if (entry) entry->normed = std::move(normed), entry->pre = std::move(pre), entry->rstd = std::move(rstd);
     }
 
     /// dh <- the cotangent of the block's input, given that of its output.
     void block_backward(const T* p, const Block& block, const typename Cache::BlockEntry& entry, RowMatrix<T>& dh,
-                        std::size_t n, Grid grid, const ConstRef& M, T* g, RowMatrix<T>* dM) const {
+                        std::size_t n, Grid grid, const ConstRef& M, T* g, RowMatrix<T>* dM, ConvAlgorithm algorithm) const {
         const Eigen::Index c = dh.cols(), px = static_cast<Eigen::Index>(grid.pixels());
         RowMatrix<T> d_act(dh.rows(), c), d_pre(dh.rows(), c);
-        block.second.backward_input(p, dh, n, grid, d_act);
+        block.second.backward_input(p, dh, n, grid, d_act, false, algorithm);
         if (g) {
             RowMatrix<T> act(dh.rows(), c);
             activate<T>(activation_, entry.pre, act);
@@ -289,7 +296,7 @@ private:
         }
         activate_backward<T>(activation_, entry.pre, d_act, d_pre);
         if (g) block.first.backward_params(entry.normed, n, grid, d_pre, g);
-        block.first.backward_input(p, d_pre, n, grid, d_act);  // d_act now holds d normed
+        block.first.backward_input(p, d_pre, n, grid, d_act, false, algorithm);  // d_act now holds d normed
         RowMatrix<T> d_shifted(dh.rows(), c);
         norm_.backward(entry.normed, entry.rstd.data(), d_act, d_shifted);
         dh += d_shifted;

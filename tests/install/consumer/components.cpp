@@ -1,7 +1,9 @@
 // The optional targets of an installed sda: a trajectory through HDF5 (sda::hdf5) and a few steps
 // of the Kolmogorov-flow solver (sda::fftw). Exits 1 unless both do what they should. With
 // SDA_CONSUMER_MPI, also MPI's header and library through sda::mpi (no MPI job: mpiexec is not run).
+// With SDA_CONSUMER_DNNL, a float convolution through sda::dnnl (oneDNN) against the im2col kernel.
 #include <sda/io/hdf5.hpp>
+#include <sda/nn/conv.hpp>
 #include <sda/systems/kolmogorov.hpp>
 #ifdef SDA_CONSUMER_MPI
 #include <mpi.h>
@@ -32,5 +34,17 @@ int main(int argc, char** argv) {
     MPI_Get_version(&major, &minor);  // one of the calls allowed before MPI_Init
     std::printf("linked against MPI %d.%d\n", major, minor);
 #endif
-    return hdf5_ok && fftw_ok ? 0 : 1;
+    bool dnnl_ok = true;
+#ifdef SDA_CONSUMER_DNNL
+    sda::nn::ParameterSet<float> params;
+    const auto conv = sda::nn::conv2d(params, "conv", 3, 4);
+    conv.initialise(params, "conv", gen);
+    const sda::RowMatrix<float> X = sda::RowMatrix<float>::Random(2 * 25, 3);
+    sda::RowMatrix<float> Y(2 * 25, 4), Y_im2col(2 * 25, 4);
+    conv.forward(params.data(), X, 2, {5, 5}, Y);
+    conv.forward_im2col(params.data(), X, 2, {5, 5}, Y_im2col);
+    dnnl_ok = conv.uses_dnnl() && (Y - Y_im2col).cwiseAbs().maxCoeff() < 1e-5f;
+    std::printf("oneDNN convolution %s\n", dnnl_ok ? "ok" : "FAILED");
+#endif
+    return hdf5_ok && fftw_ok && dnnl_ok ? 0 : 1;
 }
