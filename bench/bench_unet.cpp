@@ -11,6 +11,7 @@
 //                             oneTBB, on plain Eigen matrices: the yardstick
 //   BM_paper_forward/8        eps at the paper's size: [5, 2, 64, 64], channels
 //                             96, 192, 384, three blocks per level
+//   BM_paper_forward_vjp/8    eps and one input VJP at the paper's size
 //   BM_paper_gemm_reference/8 its convolution GEMMs alone
 // GFLOP/s counters count the convolutions' and projections' multiply-adds (2
 // per, ScoreUNet::forward_flops); the training step counts three passes, the
@@ -132,6 +133,7 @@ void BM_forward(benchmark::State& state) { forward(state, cpu_size()); }
 void BM_forward_vjp(benchmark::State& state) { forward_vjp(state, cpu_size()); }
 void BM_gemm_reference(benchmark::State& state) { gemm_reference(state, cpu_size()); }
 void BM_paper_forward(benchmark::State& state) { forward(state, paper_size()); }
+void BM_paper_forward_vjp(benchmark::State& state) { forward_vjp(state, paper_size()); }
 void BM_paper_gemm_reference(benchmark::State& state) { gemm_reference(state, paper_size()); }
 
 BENCHMARK(BM_train_step)->Arg(32)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -139,6 +141,7 @@ BENCHMARK(BM_forward)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_forward_vjp)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gemm_reference)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_paper_forward)->Arg(8)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_paper_forward_vjp)->Arg(8)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_paper_gemm_reference)->Arg(8)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -17,7 +17,8 @@ ROWS = {
     "unet": [("training step, batch 32", "BM_train_step/32", "train_step_32_ms", None),
              ("forward, batch 64", "BM_forward/64", "forward_64_ms", None),
              ("forward + input VJP, batch 64", "BM_forward_vjp/64", "forward_vjp_64_ms", None),
-             ("paper size: forward, batch 8", "BM_paper_forward/8", "paper_forward_8_ms", None)],
+             ("paper size: forward, batch 8", "BM_paper_forward/8", "paper_forward_8_ms", 1.5),
+             ("paper size: forward + input VJP, batch 8", "BM_paper_forward_vjp/8", "paper_forward_vjp_8_ms", 1.5)],
 }
 # sda benchmark, its GEMM reference, and what the line says
 GEMMS = {

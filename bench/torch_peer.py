@@ -12,7 +12,7 @@ torch.optim.AdamW.
   --model unet  (bench_unet) the Kolmogorov ScoreUNet, [5, 2, 32, 32] and a context
                 channel, channels 32, 64, 128: training step at batch 32, forward
                 and forward + input VJP at batch 64; the paper's size, [5, 2, 64, 64],
-                channels 96, 192, 384, three blocks: forward at batch 8
+                channels 96, 192, 384, three blocks: forward and forward + input VJP at batch 8
 
 For the U-Net every kernel is timed with the default (NCHW) and the channels_last
 memory format, and the faster is reported (the strongest peer), with both times.
@@ -123,6 +123,7 @@ def unet(args):
         ("forward_64_ms", kolmogorov(32, [32, 64, 128], [1, 1, 1]), 64, forward_of, 3),
         ("forward_vjp_64_ms", kolmogorov(32, [32, 64, 128], [1, 1, 1]), 64, forward_vjp_of, 2),
         ("paper_forward_8_ms", kolmogorov(64, [96, 192, 384], [3, 3, 3]), 8, forward_of, 1),
+        ("paper_forward_vjp_8_ms", kolmogorov(64, [96, 192, 384], [3, 3, 3]), 8, forward_vjp_of, 1),
     ]
     for key, config, batch, make, inner in kernels:
         times = {}
