@@ -354,6 +354,54 @@ TEST_CASE("torch model: sampling, SDA and MMPS guidance on a Gaussian equal the 
                     sda::error);
 }
 
+namespace {
+
+/// A torch model whose sample 2 turns NaN once t < 0.5 (as tests/sample's Poisoned).
+template <class Model>
+struct PoisonedTorch {
+    Model model;
+    auto backend() const { return model.backend(); }
+    const auto& schedule() const { return model.schedule(); }
+    const auto& event_shape() const { return model.event_shape(); }
+    torch::Tensor eps(const torch::Tensor& x, double t) const {
+        torch::Tensor out = model.eps(x, t);
+        if (t < 0.5 && out.size(0) > 2) out[2][0][0] = std::nan("");
+        return out;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("torch backend: deferred checks read the device once and name the same first bad step") {
+    const auto [mean, cov] = random_gaussian(8, 5);
+    const Shape event{4, 2};
+    TorchBackend deferred = cpu64, each_step = cpu64;
+    deferred.checks = TorchBackend::Checks::deferred;
+    each_step.checks = TorchBackend::Checks::each_step;
+    CHECK_FALSE(cpu64.defers_checks());  // automatic: deferred on CUDA only
+    CHECK(deferred.defers_checks());
+    CHECK(TorchBackend{.device = torch::kCUDA}.defers_checks());
+    const sda::DDIM sampler{.steps = 16};
+    const auto model = [&](const TorchBackend& be) { return sda::TorchScoreModel(GaussianEps(mean, cov), sda::VPCosine{}, event, be); };
+    // healthy runs: the same samples
+    sda::Generator g1(4), g2(4);
+    const torch::Tensor a = sda::sample(sampler, model(deferred), 4, g1);
+    const torch::Tensor b = sda::sample(sampler, model(each_step), 4, g2);
+    CHECK(torch::equal(a, b));
+    // a sample going bad: both fail naming step 10 (the deferred run after its last step)
+    for (const TorchBackend& be : {deferred, each_step}) {
+        CAPTURE(be.defers_checks());
+        const PoisonedTorch<decltype(model(be))> poisoned{model(be)};
+        sda::Generator gen(5);
+        CHECK_THROWS_WITH_AS(sda::sample(sampler, poisoned, 4, gen),
+                             doctest::Contains("sample(s) 2 of 4 became NaN or infinite at step 10 of 16 (t = 0.375)"), sda::error);
+        torch::Tensor start = torch::zeros({3, 4, 2}, be.options());
+        start[1][2][1] = std::numeric_limits<double>::infinity();
+        CHECK_THROWS_WITH_AS(sampler.run(poisoned, start, gen), doctest::Contains("the initial state x(1) has NaN or infinite"),
+                             sda::error);
+    }
+}
+
 TEST_CASE("torch observation: VJP and JVP by autograd equal the CPU operator's") {
     const Shape event{5, 3};
     const sda::observe::Saturation saturation(0.7);

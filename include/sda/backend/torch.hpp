@@ -64,13 +64,22 @@ inline Shape shape_of_torch(const torch::Tensor& x) {
 /// With `Noise::host` it draws sda's own Philox numbers on the host and copies
 /// them over: exactly `CpuBackend`'s noise (for tests and CPU/GPU comparisons),
 /// at the price of a host-to-device copy per draw.
+///
+/// Checks: a sampler checks its samples for NaN and infinity after every step.
+/// `Checks::deferred` (the default on a CUDA device) keeps each step's verdict on
+/// the device and reads them all once, after the last step, so that a sampling
+/// run waits for the device only at its end; `Checks::each_step` (the default on
+/// the CPU) reads it at every step, as `CpuBackend` does. A run whose samples go
+/// bad then fails after its last step, naming the first step that went bad.
 struct TorchBackend {
     using tensor_type = torch::Tensor;
     enum class Noise { device, host };
+    enum class Checks { automatic, each_step, deferred };
 
     torch::Device device = torch::kCPU;
     torch::ScalarType dtype = torch::kFloat32;
     Noise noise = Noise::device;
+    Checks checks = Checks::automatic;  ///< deferred on CUDA, each_step elsewhere
 
     torch::TensorOptions options() const { return torch::TensorOptions().dtype(dtype).device(device); }
     /// `x` as a tensor of this backend (moved to its device and dtype when needed).
@@ -208,6 +217,16 @@ struct TorchBackend {
     }
 
     bool all_finite(const torch::Tensor& x) const { return torch::isfinite(x).all().item<bool>(); }
+    /// Whether samplers should collect `finite_flag`s and read them once (`Checks`).
+    bool defers_checks() const { return checks == Checks::deferred || (checks == Checks::automatic && device.is_cuda()); }
+    /// Whether x is finite, as a boolean scalar on the device: no wait.
+    torch::Tensor finite_flag(const torch::Tensor& x) const { return torch::isfinite(x).all(); }
+    /// The index of the first false flag, or flags.size() when all hold (one copy to the host).
+    std::size_t first_false(const std::vector<torch::Tensor>& flags) const {
+        if (flags.empty()) return 0;
+        const torch::Tensor bad = (~torch::stack(flags)).nonzero().flatten().to(torch::kCPU);
+        return bad.numel() == 0 ? flags.size() : static_cast<std::size_t>(bad[0].item<std::int64_t>());
+    }
     /// The indices b of the samples x[b] with a NaN or infinite entry (copied to the host).
     std::vector<std::size_t> non_finite_samples(const torch::Tensor& x) const {
         const torch::Tensor bad = (~torch::isfinite(x)).reshape({x.size(0), -1}).any(1).nonzero().flatten().to(torch::kCPU);

@@ -61,7 +61,10 @@ struct ReverseDiffusion {
 
     /// Integrates x(1) -> x(0). `callback.on_step(k, steps, t)` runs after step k (1-based) when
     /// present. `x` must be finite; after every step the samples are checked for NaN and Inf
-    /// (one pass over x; on a device, one small copy to the host) and handled by `nonfinite`.
+    /// (one pass over x) and handled by `nonfinite`. A backend on an asynchronous device may
+    /// defer the checks (`be.defers_checks()`, `finite_flag`, `first_false`: TorchBackend on
+    /// CUDA): with `NonFinite::fail`, the run then waits for the device only after its last
+    /// step, and fails there naming the first step that went bad.
     template <EpsModel M, class Callback = NoCallback>
         requires Predictor<P, M> && Corrector<C, M>
     tensor_t<M> run(const M& model, tensor_t<M> x, Generator& gen, Callback&& callback = {}) const {
@@ -71,12 +74,13 @@ struct ReverseDiffusion {
                         "sda::ReverseDiffusion: x has shape ", format_shape(shape), ", the model's events are ",
                         format_shape(model.event_shape()));
         const auto be = model.backend();
+        if constexpr (requires { be.defers_checks(); })
+            if (nonfinite == NonFinite::fail && be.defers_checks()) return run_deferred(be, model, std::move(x), gen, callback);
         if (!be.all_finite(x))
             report_nonfinite(be, x, 0, 1.0, "the initial state x(1) has NaN or infinite entries in sample(s) ");
         std::vector<bool> reported(shape[0], false);
         for (std::size_t k = 0; k < steps; ++k) {
-            const double t = 1.0 - static_cast<double>(k) / static_cast<double>(steps);
-            const double s = 1.0 - static_cast<double>(k + 1) / static_cast<double>(steps);
+            const double t = time(k), s = time(k + 1);
             x = predictor.step(model, x, t, s, gen);
             x = corrector.correct(model, std::move(x), s, gen);
             if (!be.all_finite(x)) {
@@ -93,6 +97,26 @@ struct ReverseDiffusion {
     }
 
 private:
+    double time(std::size_t k) const { return 1.0 - static_cast<double>(k) / static_cast<double>(steps); }
+
+    /// `run` with the checks kept on the device (flag k: x after step k, 0 the initial state) and read once.
+    template <class B, class M, class X, class Callback>
+    X run_deferred(const B& be, const M& model, X x, Generator& gen, Callback& callback) const {
+        std::vector<decltype(be.finite_flag(x))> flags;
+        flags.reserve(steps + 1);
+        flags.push_back(be.finite_flag(x));
+        for (std::size_t k = 0; k < steps; ++k) {
+            x = predictor.step(model, x, time(k), time(k + 1), gen);
+            x = corrector.correct(model, std::move(x), time(k + 1), gen);
+            flags.push_back(be.finite_flag(x));
+            if constexpr (requires { callback.on_step(k + 1, steps, time(k + 1)); }) callback.on_step(k + 1, steps, time(k + 1));
+        }
+        const std::size_t k = be.first_false(flags);
+        if (k == 0) report_nonfinite(be, x, 0, 1.0, "the initial state x(1) has NaN or infinite entries (now) in sample(s) ");
+        if (k < flags.size()) report_nonfinite(be, x, k, time(k), "sample(s) ");
+        return x;
+    }
+
     template <class B, class X>
     [[noreturn]] void report_nonfinite(const B& be, const X& x, std::size_t k, double t, const char* what) const {
         const std::vector<std::size_t> bad = detail::non_finite_samples(be, x);
