@@ -14,6 +14,8 @@
 //    CPU network: time per sample, RMSE of each posterior mean against the
 //    truth, and how far the two posterior means are apart in units of the
 //    Monte-Carlo error (they are independent runs of the same sampler).
+//    `--sync-debug` turns torch's CUDA sync-debug mode to "error" around the
+//    sampling on the device: any host round trip in it throws (bench/gpu_check.sh).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -30,6 +32,11 @@
 
 #include "sda/backend/torch.hpp"
 #include "sda/nn/torch.hpp"
+// a CUDA build of libtorch (Debian's CPU build ships c10/cuda headers but not this generated one)
+#if __has_include(<c10/cuda/impl/cuda_cmake_macros.h>) && __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDAFunctions.h>
+#define SDA_EXAMPLE_SYNC_DEBUG 1
+#endif
 
 #include "lorenz63_common.hpp"
 
@@ -58,7 +65,27 @@ struct Options {
     double gamma = 3e-2;
     std::uint64_t seed = 42;
     int threads = static_cast<int>(std::thread::hardware_concurrency());
-    bool skip_cpu = false, quiet = false;
+    bool skip_cpu = false, quiet = false, sync_debug = false;
+};
+
+/// torch's CUDA sync-debug mode on "error" while it lives (`--sync-debug`): a synchronizing CUDA
+/// call (a `.item()`, a blocking copy between host and device) throws instead of waiting.
+class SyncDebugScope {
+public:
+    explicit SyncDebugScope(bool on) : on_(on) { set(on_); }
+    ~SyncDebugScope() { set(false); }
+    SyncDebugScope(const SyncDebugScope&) = delete;
+    SyncDebugScope& operator=(const SyncDebugScope&) = delete;
+
+private:
+    void set([[maybe_unused]] bool error) const {
+#ifdef SDA_EXAMPLE_SYNC_DEBUG
+        if (on_)
+            c10::cuda::warning_state().set_sync_debug_mode(error ? c10::cuda::SyncDebugMode::L_ERROR
+                                                                 : c10::cuda::SyncDebugMode::L_DISABLED);
+#endif
+    }
+    bool on_;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -94,6 +121,9 @@ int main(int argc, char** argv) {
     app.add_option("--threads", o.threads, "CPU threads of torch (and oneTBB); default all cores")->check(CLI::PositiveNumber);
     app.add_flag("--skip-cpu", o.skip_cpu, "sample with the adapter only");
     app.add_flag("--quiet", o.quiet, "no progress display");
+    app.add_flag("--sync-debug", o.sync_debug,
+                 "torch's CUDA sync-debug mode on \"error\" around the sampling on a cuda --device: "
+                 "any host round trip throws");
     CLI11_PARSE(app, argc, argv);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
@@ -102,13 +132,18 @@ int main(int argc, char** argv) {
     const tbb::global_control workers(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(o.threads));
     try {
         const torch::Device device(o.device);
-        sda::detail::require(!device.is_cuda() || torch::cuda::is_available(), "lorenz63_torch: --device ", o.device,
+        sda::detail::require(!device.is_cuda() || torch::cuda::is_available(), "--device ", o.device,
                              " asked for, but this libtorch sees no CUDA device");
+#ifndef SDA_EXAMPLE_SYNC_DEBUG
+        sda::detail::require(!o.sync_debug, "--sync-debug needs a CUDA build of libtorch");
+#endif
+        sda::detail::require(!o.sync_debug || device.is_cuda(), "--sync-debug needs a cuda --device, not ",
+                             o.device);
         const sda::TorchBackend be{.device = device, .dtype = torch::kFloat32};
 
         // --- 1. data and the window prior ---------------------------------------------------------
         const lorenz63::Data data = lorenz63::load_or_generate(o.out, o.seed);
-        sda::detail::require(o.trajectory < data.test.shape()[0], "lorenz63_torch: --trajectory ", o.trajectory,
+        sda::detail::require(o.trajectory < data.test.shape()[0], "--trajectory ", o.trajectory,
                              " is not among the ", data.test.shape()[0], " held-out trajectories");
         const fs::path checkpoint = o.out / ("window_K" + std::to_string(order) + ".safetensors");
         lorenz63::Net cpu_net = lorenz63::window_network(order, o.seed);
@@ -157,7 +192,12 @@ int main(int argc, char** argv) {
         torch::Tensor on_device;
         {
             sda::Progress progress("posterior on " + device.str(), !o.quiet);
-            on_device = sda::sample(sampler, sda::guide(prior, obs, guidance), o.samples, gen, progress);
+            // built before the mode is on: binding the operator copies its index lists to the device
+            const auto posterior = sda::guide(prior, obs, guidance);
+            {
+                const SyncDebugScope sync_debug(o.sync_debug);
+                on_device = sda::sample(sampler, posterior, o.samples, gen, progress);
+            }
             if (device.is_cuda()) torch::cuda::synchronize();
         }
         const double device_seconds = seconds_since(t0);
@@ -165,6 +205,7 @@ int main(int argc, char** argv) {
         std::printf("adapter on %s: %zu samples x %zu steps (C = %zu) in %.1f s, %.2f ms per sample; posterior mean RMSE %.4f\n",
                     device.str().c_str(), o.samples, o.steps, o.corrections, device_seconds,
                     device_seconds * 1e3 / double(o.samples), adapter.rmse);
+        if (o.sync_debug) std::printf("sync-debug: the sampling on %s made no synchronizing CUDA call\n", device.str().c_str());
 
         // --- 3b. the CPU network, same checkpoint, same sampler ------------------------------------------------
         if (!o.skip_cpu) {
