@@ -204,6 +204,27 @@ TEST_CASE("nn conv: float convolutions (oneDNN where linked) equal the definitio
     CHECK(before != after);
     CHECK((after - expected).cwiseAbs().maxCoeff() < 1e-4f);
 
+    // a cache smaller than two networks' weights drops the older entries and stays right
+    auto& cache = nn::dnnl_kernels::detail::WeightCache::instance();
+    nn::ParameterSet<float> other_params;
+    const nn::Conv<float> other(other_params, "conv", 2, 32, 32);
+    other.initialise(other_params, "conv", gen);
+    RowMatrix<float> got(2 * 64, 32), want(2 * 64, 32);
+    cache.set_budget(0);  // keeps one entry, whatever its size: that of either convolution
+    conv.forward(params.data(), X, 2, grid, got, nn::ConvAlgorithm::fastest);
+    const std::size_t one = cache.bytes();
+    CHECK(one >= 32 * 32 * 9 * sizeof(float));  // at least the copy of the weights
+    cache.set_budget(one + one / 2);  // room for one of the two
+    for (int round = 0; round < 3; ++round)
+        for (const auto* c : {&conv, &other}) {
+            const float* p = c == &conv ? params.data() : other_params.data();
+            c->forward(p, X, 2, grid, got, nn::ConvAlgorithm::fastest);
+            c->forward_im2col(p, X, 2, grid, want);
+            CHECK((got - want).cwiseAbs().maxCoeff() < 1e-4f);
+            CHECK(cache.bytes() == one);
+        }
+    cache.set_budget(std::size_t(2) << 30);
+
     // wrong shapes are refused before oneDNN reads anything
     RowMatrix<float> wrong(2 * 16, 5);
     CHECK_THROWS_AS(conv.forward(params.data(), X, 2, {4, 4}, wrong), sda::error);

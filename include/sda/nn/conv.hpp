@@ -158,7 +158,7 @@ struct Conv {
 
     /// Y = conv(X): X [n * g.pixels(), in] -> Y [n * output pixels, out].
     void forward(const T* p, const ConstRef& X, std::size_t n, Grid g, Ref Y,
-                 ConvAlgorithm algorithm = ConvAlgorithm::direct) const {
+                 [[maybe_unused]] ConvAlgorithm algorithm = ConvAlgorithm::direct) const {
 #if defined(SDA_WITH_DNNL)
         if constexpr (std::is_same_v<T, float>)
             if (uses_dnnl()) {
@@ -173,7 +173,7 @@ struct Conv {
 
     /// dX = (d conv / dX)^T dY, or dX += with `accumulate`.
     void backward_input(const T* p, const ConstRef& dY, std::size_t n, Grid g, Ref dX, bool accumulate = false,
-                        ConvAlgorithm algorithm = ConvAlgorithm::direct) const {
+                        [[maybe_unused]] ConvAlgorithm algorithm = ConvAlgorithm::direct) const {
 #if defined(SDA_WITH_DNNL)
         if constexpr (std::is_same_v<T, float>)
             if (uses_dnnl()) {

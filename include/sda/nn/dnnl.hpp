@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -218,24 +219,42 @@ inline memory wrap(const memory::desc& d, const float* data) { return memory(d, 
 /// that costs several times the convolution of a small batch. An entry is keyed by the
 /// caller's buffer and the layout, and holds a copy of the values it was made from: a call
 /// whose values differ in any bit (an optimiser step, other weights at the same address)
-/// reorders again. Shared by all threads; a network's chunks reuse one reordering.
+/// reorders again. Shared by all threads; a network's chunks reuse one reordering. Entries
+/// beyond `budget` bytes (those of networks no longer used, first) are dropped, least
+/// recently used first.
 class WeightCache {
 public:
+    /// At most this many bytes of copies and reorderings are kept (2 GiB unless set); one
+    /// entry is kept whatever its size.
+    void set_budget(std::size_t bytes) {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        budget_ = bytes;
+        shrink();
+    }
+    /// Bytes held now.
+    std::size_t bytes() const {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        return held();
+    }
+
     memory get(const float* w, const memory::desc& user, const memory::desc& wanted) {
         const std::size_t count = user.get_size() / sizeof(float);
         std::shared_ptr<const Entry> found;
         {
             const std::lock_guard<std::mutex> lock(mutex_);
-            for (const auto& e : entries_)
-                if (e->source == w && e->wanted == wanted && e->values.size() == count) found = e;
+            for (Slot& slot : slots_)
+                if (slot.entry->source == w && slot.entry->wanted == wanted && slot.entry->values.size() == count) {
+                    found = slot.entry;
+                    slot.last_use = ++clock_;
+                }
         }
         // entries never change once made: compare (and reorder) outside the lock
         if (found && std::memcmp(found->values.data(), w, count * sizeof(float)) == 0) return found->reordered;
         auto fresh = std::make_shared<const Entry>(w, user, wanted);
         const std::lock_guard<std::mutex> lock(mutex_);
-        std::erase_if(entries_, [&](const auto& e) { return e->source == w && e->wanted == wanted; });
-        if (entries_.size() >= capacity) entries_.clear();  // many networks come and go: start over
-        entries_.push_back(fresh);
+        std::erase_if(slots_, [&](const Slot& slot) { return slot.entry->source == w && slot.entry->wanted == wanted; });
+        slots_.push_back({fresh, ++clock_});
+        shrink();
         return fresh->reordered;
     }
 
@@ -245,7 +264,6 @@ public:
     }
 
 private:
-    static constexpr std::size_t capacity = 512;
     struct Entry {
         const float* source;
         memory::desc wanted;
@@ -257,9 +275,32 @@ private:
             dnnl::reorder(from, reordered).execute(stream(), from, reordered);
             stream().wait();
         }
+        std::size_t bytes() const { return values.size() * sizeof(float) + wanted.get_size(); }
     };
-    std::mutex mutex_;
-    std::vector<std::shared_ptr<const Entry>> entries_;
+    struct Slot {
+        std::shared_ptr<const Entry> entry;
+        std::uint64_t last_use = 0;
+    };
+    std::size_t held() const {
+        std::size_t bytes = 0;
+        for (const Slot& slot : slots_) bytes += slot.entry->bytes();
+        return bytes;
+    }
+    /// Drops the least recently used entries until the rest fit the budget (the lock held).
+    void shrink() {
+        std::size_t bytes = held();
+        while (bytes > budget_ && slots_.size() > 1) {
+            const auto oldest = std::min_element(slots_.begin(), slots_.end(),
+                                                 [](const Slot& a, const Slot& b) { return a.last_use < b.last_use; });
+            bytes -= oldest->entry->bytes();
+            slots_.erase(oldest);
+        }
+    }
+
+    mutable std::mutex mutex_;
+    std::vector<Slot> slots_;
+    std::uint64_t clock_ = 0;
+    std::size_t budget_ = std::size_t(2) << 30;
 };
 
 /// The weights `w` (PyTorch's layout) in the layout `wanted`: the buffer itself, or a cached reordering.
