@@ -331,9 +331,13 @@ inline void forward(const Shape& s, const float* w, const float* bias, const flo
 }
 
 /// dX = (d conv / dX)^T dY, or dX += with `accumulate`.
-inline void backward_input(const Shape& s, const float* w, const float* dY, long ld_dy, float* dX, long ld_dx, bool accumulate) {
+inline void backward_input(const Shape& shape, const float* w, const float* dY, long ld_dy, float* dX, long ld_dx, bool accumulate) {
     using namespace detail;
     const OneThread one;
+    // oneDNN's Winograd input gradient trails the direct one on small maps (0.7x at 8 x 8, 1.2x at
+    // 16 x 16, 2x at 64 x 64, one thread, 2 samples of 128, 64 and 96 channels)
+    Shape s = shape;
+    if (s.out_height < 16 || s.out_width < 16) s.winograd = false;
     const auto [d, hint] = forward_pd(s, dnnl::prop_kind::forward_training);
     const dnnl::convolution_backward_data::primitive_desc pd(
         dnnl::convolution_backward_data::desc(d.algorithm, d.src_wanted(), d.weights_any, d.dst_wanted(), d.strides,
