@@ -16,10 +16,8 @@
 // Every call runs on the calling thread alone. sda's networks split a batch
 // into fixed chunks over oneTBB tasks, one thread each, and oneDNN's OpenMP
 // threads would only oversubscribe the cores. Single-threaded, the result of a
-// convolution does not depend on how many cores the machine has; the forward
-// and input-backward products of one sample do not depend on the other samples
-// in its call either (oneDNN reduces over channels and taps within one
-// sample's pixel).
+// convolution does not depend on how many cores the machine has (it does on
+// which kernels oneDNN picks for the CPU, as Eigen's do on -march).
 #pragma once
 
 #include <algorithm>
