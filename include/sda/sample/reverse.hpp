@@ -80,9 +80,8 @@ struct ReverseDiffusion {
             report_nonfinite(be, x, 0, 1.0, "the initial state x(1) has NaN or infinite entries in sample(s) ");
         std::vector<bool> reported(shape[0], false);
         for (std::size_t k = 0; k < steps; ++k) {
-            const double t = time(k), s = time(k + 1);
-            x = predictor.step(model, x, t, s, gen);
-            x = corrector.correct(model, std::move(x), s, gen);
+            const double s = time(k + 1);
+            x = advance(model, std::move(x), k, gen);
             if (!be.all_finite(x)) {
                 if (nonfinite == NonFinite::fail) report_nonfinite(be, x, k + 1, s, "sample(s) ");
                 std::vector<std::size_t> fresh;
@@ -91,13 +90,25 @@ struct ReverseDiffusion {
                 if constexpr (requires { callback.on_nonfinite(k + 1, s, fresh); })
                     if (!fresh.empty()) callback.on_nonfinite(k + 1, s, fresh);
             }
-            if constexpr (requires { callback.on_step(k + 1, steps, s); }) callback.on_step(k + 1, steps, s);
+            after_step(callback, k);
         }
         return x;
     }
 
 private:
     double time(std::size_t k) const { return 1.0 - static_cast<double>(k) / static_cast<double>(steps); }
+
+    /// Step k: the predictor from t_k to t_{k+1}, then the corrector at t_{k+1}.
+    template <class M, class X>
+    X advance(const M& model, X x, std::size_t k, Generator& gen) const {
+        x = predictor.step(model, x, time(k), time(k + 1), gen);
+        return corrector.correct(model, std::move(x), time(k + 1), gen);
+    }
+
+    template <class Callback>
+    void after_step(Callback& callback, std::size_t k) const {
+        if constexpr (requires { callback.on_step(k + 1, steps, time(k + 1)); }) callback.on_step(k + 1, steps, time(k + 1));
+    }
 
     /// `run` with the checks kept on the device (flag k: x after step k, 0 the initial state) and read once.
     template <class B, class M, class X, class Callback>
@@ -106,10 +117,9 @@ private:
         flags.reserve(steps + 1);
         flags.push_back(be.finite_flag(x));
         for (std::size_t k = 0; k < steps; ++k) {
-            x = predictor.step(model, x, time(k), time(k + 1), gen);
-            x = corrector.correct(model, std::move(x), time(k + 1), gen);
+            x = advance(model, std::move(x), k, gen);
             flags.push_back(be.finite_flag(x));
-            if constexpr (requires { callback.on_step(k + 1, steps, time(k + 1)); }) callback.on_step(k + 1, steps, time(k + 1));
+            after_step(callback, k);
         }
         const std::size_t k = be.first_false(flags);
         if (k == 0) report_nonfinite(be, x, 0, 1.0, "the initial state x(1) has NaN or infinite entries (now) in sample(s) ");
