@@ -339,20 +339,8 @@ if is_built lorenz63_torch; then
     t=$(time_for 120)
     sampling=(--device cuda --skip-cpu --quiet --samples 64 --steps 64 --corrections 1 --epochs 1 --epoch-size 256
               --out "$logs/lorenz63")
-    help="$("$example_exe" --help 2>&1 || true)"
     if [ "$t" -eq 0 ]; then
         row "sync-debug sampling" skip "over the time budget" 0
-    elif [[ "$help" != *--sync-debug* ]]; then
-        # the run still shows that sampling works on the device
-        status=0
-        timeout "$t" "$example_exe" "${sampling[@]}" > "$logs/sync_debug.log" 2>&1 || status=$?
-        if [ $status -eq 0 ]; then
-            row "sync-debug sampling" skip "lorenz63_torch has no --sync-debug (docs/gpu.md); sampled on cuda without it: $(grep -m 1 '^adapter on' "$logs/sync_debug.log" | cut -c1-160)" \
-                $((SECONDS - stage))
-        else
-            row "sync-debug sampling" FAIL "lorenz63_torch has no --sync-debug, and sampling on cuda failed (exit $status): $(tail_of "$logs/sync_debug.log" 2)" \
-                $((SECONDS - stage))
-        fi
     else
         status=0
         TORCH_SHOW_CPP_STACKTRACES=1 timeout "$t" "$example_exe" --sync-debug "${sampling[@]}" \
