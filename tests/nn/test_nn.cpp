@@ -14,6 +14,7 @@
 #include "sda/nn/embedding.hpp"
 #include "sda/nn/layer_norm.hpp"
 #include "sda/nn/linear.hpp"
+#include "sda/nn/matmul.hpp"
 #include "sda/nn/resmlp.hpp"
 #include "sda/nn/score_net.hpp"
 #include "sda/schedule/vp.hpp"
@@ -241,4 +242,149 @@ TEST_CASE("score network: bad configurations and inputs throw sda::error") {
     const nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, small_config(), gen);
     CHECK_THROWS_WITH_AS(net.eps(Tensor<float>(xt::zeros<float>({2, 2, 3})), 0.5),
                          "sda::nn::ScoreNet: input has shape [2, 2, 3], expected [B, 3, 2] with B >= 1", sda::error);
+}
+
+namespace {
+
+/// ||a - b|| / ||b|| over all entries
+template <class A, class B>
+double rms_relative(const A& a, const B& b) {
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        const double d = double(a.data()[i]) - double(b.data()[i]);
+        num += d * d, den += double(b.data()[i]) * double(b.data()[i]);
+    }
+    return std::sqrt(num / den);
+}
+
+RowMatrix<float> to_float(const Matrix& m) { return m.cast<float>(); }
+
+/// A float network with the weights of a double one.
+template <class Net>
+void copy_weights(const nn::ParameterSet<double>& from, Net& to) {
+    REQUIRE(from.size() == to.parameters().size());
+    std::copy(from.values().begin(), from.values().end(), to.parameters().values().begin());
+}
+
+nn::ScoreNetConfig lorenz_config() {
+    nn::ScoreNetConfig config;
+    config.event = {5, 3};  // the paper's Lorenz-63 window model, K = 2
+    return config;
+}
+
+}  // namespace
+
+TEST_CASE("nn matmul: the float products (oneDNN where linked) on strided blocks, against double") {
+    // the float products read their operands through their strides: blocks of larger matrices,
+    // a bias, accumulation; held to the double product within float rounding (K <= 300 terms)
+    sda::Generator gen(11);
+    for (auto [n, k, m] : {std::tuple{5l, 3l, 4l}, std::tuple{37l, 300l, 129l}, std::tuple{256l, 47l, 256l}}) {
+        const Matrix big_x = random_matrix(n + 2, k + 3, gen), big_w = random_matrix(m + 1, k + 5, gen),
+                     big_dy = random_matrix(n + 1, m + 2, gen), bias = random_matrix(1, m, gen), y0 = random_matrix(n, m + 4, gen),
+                     g0 = random_matrix(m, k + 3, gen);
+        const RowMatrix<float> fx = to_float(big_x), fw = to_float(big_w), fdy = to_float(big_dy), fb = to_float(bias);
+        const auto X = big_x.block(1, 2, n, k), W = big_w.block(1, 3, m, k), dY = big_dy.block(1, 1, n, m);
+        const auto fX = fx.block(1, 2, n, k), fW = fw.block(1, 3, m, k), fdY = fdy.block(1, 1, n, m);
+        const double tol = 1e-5;
+
+        RowMatrix<float> y = to_float(y0);  // Y = X W^T + b into the first m columns of a wider block
+        nn::detail::multiply_transposed<float>(fX, fW, y.leftCols(m), fb.data(), false);
+        CHECK(relative(y.leftCols(m).cast<double>(), (X * W.transpose()).rowwise() + bias.row(0)) < tol);
+        CHECK(y.rightCols(4) == to_float(y0).rightCols(4));  // untouched beyond the block
+        y = to_float(y0);  // Y += X W^T + b
+        nn::detail::multiply_transposed<float>(fX, fW, y.leftCols(m), fb.data(), true);
+        CHECK(relative(y.leftCols(m).cast<double>(), ((y0.leftCols(m) + X * W.transpose()).rowwise() + bias.row(0)).eval()) < tol);
+        y = to_float(y0);  // Y += X W^T
+        nn::detail::multiply_transposed<float>(fX, fW, y.leftCols(m), nullptr, true);
+        CHECK(relative(y.leftCols(m).cast<double>(), y0.leftCols(m) + X * W.transpose()) < tol);
+
+        RowMatrix<float> x = to_float(big_x);  // dX = dY W, and dX += dY W, in a block of a larger matrix
+        nn::detail::multiply<float>(fdY, fW, x.block(1, 2, n, k), false);
+        CHECK(relative(x.block(1, 2, n, k).cast<double>(), dY * W) < tol);
+        CHECK(x.col(0) == to_float(big_x).col(0));
+        x = to_float(big_x);
+        nn::detail::multiply<float>(fdY, fW, x.block(1, 2, n, k), true);
+        CHECK(relative(x.block(1, 2, n, k).cast<double>(), (X + dY * W).eval()) < tol);
+
+        RowMatrix<float> g = to_float(g0);  // G += dY^T X
+        nn::detail::add_transposed<float>(fdY, fX, g.leftCols(k));
+        CHECK(relative(g.leftCols(k).cast<double>(), (g0.leftCols(k) + dY.transpose() * X).eval()) < tol);
+        CHECK(g.rightCols(3) == to_float(g0).rightCols(3));
+    }
+}
+
+TEST_CASE("score network: the float network equals the double one within float rounding") {
+    // eps, its VJP and the training gradient of a Lorenz-size float network (oneDNN's products
+    // where linked) against the same weights in double
+    sda::Generator gen(12);
+    const nn::ScoreNet<sda::VPCosine, double> exact(sda::VPCosine{}, lorenz_config(), gen);
+    nn::ScoreNet<sda::VPCosine, float> net(sda::VPCosine{}, lorenz_config());
+    copy_weights(exact.parameters(), net);
+    const Tensor<double> x = sda::CpuBackend<double>::normal({300, 5, 3}, gen), v = sda::CpuBackend<double>::normal({300, 5, 3}, gen);
+    const Tensor<float> fx = xt::cast<float>(x), fv = xt::cast<float>(v);
+    for (double t : {0.05, 0.5, 0.95}) {
+        CHECK(rms_relative(net.eps(fx, t), exact.eps(x, t)) < 1e-5);
+        CHECK(rms_relative(net.vjp(fx, t, fv), exact.vjp(x, t, v)) < 1e-5);
+    }
+    const std::vector<double> times(300, 0.3);
+    std::vector<double> g(exact.parameters().size(), 0.0);
+    std::vector<float> fg(g.size(), 0.f);
+    auto loss = [](std::size_t, const auto& eps, auto&& d_eps) {
+        d_eps = eps;
+        return 0.5 * double(eps.squaredNorm());
+    };
+    exact.accumulate_gradient(x, times, loss, g);
+    net.accumulate_gradient(fx, times, loss, fg);
+    CHECK(rms_relative(fg, g) < 1e-5);
+}
+
+TEST_CASE("score network: bfloat16 sampling stays within bfloat16 rounding of float, and training is untouched") {
+    sda::Generator gen(13);
+    nn::ScoreNet<sda::VPCosine, float> net(sda::VPCosine{}, lorenz_config(), gen);
+    CHECK(net.sampling_precision() == nn::Precision::float32);
+    nn::ScoreNet<sda::VPCosine, double> exact(sda::VPCosine{}, lorenz_config());
+    CHECK_THROWS_WITH_AS(exact.set_sampling_precision(nn::Precision::bfloat16),
+                         doctest::Contains("bfloat16 sampling is implemented for float MLP networks only"), sda::error);
+    const std::string unavailable = nn::detail::bfloat16_unavailable();
+    if (!unavailable.empty()) {
+        MESSAGE("bfloat16 not tested here: " << unavailable);
+        CHECK_THROWS_WITH_AS(net.set_sampling_precision(nn::Precision::bfloat16), doctest::Contains(unavailable.c_str()), sda::error);
+        return;
+    }
+    const Tensor<float> x = sda::CpuBackend<float>::normal({600, 5, 3}, gen), v = sda::CpuBackend<float>::normal({600, 5, 3}, gen);
+    const std::vector<double> times(600, 0.3);
+    auto loss = [](std::size_t, const auto& eps, auto&& d_eps) {
+        d_eps = eps;
+        return 0.5 * double(eps.squaredNorm());
+    };
+    std::vector<float> g32(net.parameters().size(), 0.f), g16(g32.size(), 0.f);
+    net.accumulate_gradient(x, times, loss, g32);
+    const Tensor<float> forward32 = net.forward(x, times);
+    std::vector<Tensor<float>> eps32, vjp32;
+    for (double t : {0.05, 0.5, 0.95}) eps32.push_back(net.eps(x, t)), vjp32.push_back(net.vjp(x, t, v));
+
+    net.set_sampling_precision(nn::Precision::bfloat16);
+    CHECK(net.sampling_precision() == nn::Precision::bfloat16);
+    // bfloat16 keeps 8 significant bits: each product's inputs are rounded by at most 2^-9
+    // relative, about 1e-3 on average; through the network's 12 products, with LayerNorms
+    // between them, the outputs move by about that much, far above float's 1e-6 (below)
+    int k = 0;
+    for (double t : {0.05, 0.5, 0.95}) {
+        const double e_eps = rms_relative(net.eps(x, t), eps32[k]), e_vjp = rms_relative(net.vjp(x, t, v), vjp32[k]);
+        CHECK(e_eps > 1e-4);  // the products did run in bfloat16
+        CHECK(e_eps < 2e-2);
+        CHECK(e_vjp > 1e-4);
+        CHECK(e_vjp < 2e-2);
+        const auto lin = net.linearize(x, t);  // the same bfloat16 pass, kept for the VJP
+        CHECK(lin.eps() == net.eps(x, t));
+        CHECK(lin.vjp(v) == net.vjp(x, t, v));
+        ++k;
+    }
+    // training and the per-sample-time forward stay in float, bit for bit
+    net.accumulate_gradient(x, times, loss, g16);
+    CHECK(g16 == g32);
+    CHECK(net.forward(x, times) == forward32);
+    // and back to float: the float results again
+    net.set_sampling_precision(nn::Precision::float32);
+    CHECK(net.eps(x, 0.5) == eps32[1]);
 }

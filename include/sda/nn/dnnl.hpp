@@ -20,6 +20,10 @@
 // which kernels oneDNN picks for the CPU, as Eigen's do on -march).
 #pragma once
 
+#if !defined(SDA_WITH_DNNL)
+#error "sda/nn/dnnl.hpp needs oneDNN: link sda::dnnl, which defines SDA_WITH_DNNL"
+#endif
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -29,11 +33,11 @@
 #include <vector>
 
 #include <Eigen/Core>
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "sda/core/eigen.hpp"
 #include "sda/core/memory.hpp"
+#include "sda/nn/matmul.hpp"
 
 namespace sda::nn::dnnl_kernels {
 
@@ -65,31 +69,10 @@ namespace detail {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-inline const dnnl::engine& engine() {
-    static const dnnl::engine cpu(dnnl::engine::kind::cpu, 0);
-    return cpu;
-}
-
-inline dnnl::stream& stream() {
-    thread_local dnnl::stream s(engine());
-    return s;
-}
-
-/// oneDNN on the calling thread only, for the scope's lifetime (OpenMP's thread count is per thread).
-class OneThread {
-public:
-    OneThread() : saved_(omp_get_max_threads()) {
-        if (saved_ != 1) omp_set_num_threads(1);
-    }
-    ~OneThread() {
-        if (saved_ != 1) omp_set_num_threads(saved_);
-    }
-    OneThread(const OneThread&) = delete;
-    OneThread& operator=(const OneThread&) = delete;
-
-private:
-    int saved_;
-};
+// one engine, a stream per thread, and oneDNN on the calling thread only: those of the matrix products
+using sda::nn::detail::onednn::engine;
+using sda::nn::detail::onednn::OneThread;
+using sda::nn::detail::onednn::stream;
 
 inline memory::desc map_desc(long n, long c, long h, long w) {
     return memory::desc({n, c, h, w}, memory::data_type::f32, tag::nhwc);

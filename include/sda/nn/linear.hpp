@@ -2,7 +2,10 @@
 // nn.Linear with its weight layout [out, in] and its default initialisation.
 //
 // Batches are row-major matrices (one sample per row), so forward and both
-// backward products are single Eigen GEMMs on maps of the parameter buffer.
+// backward products are single GEMMs on maps of the parameter buffer
+// (sda/nn/matmul.hpp: oneDNN's for float where linked, else Eigen's). The
+// sampling products take the parameters in bfloat16 too (`low`, null for the
+// scalar type's own precision).
 #pragma once
 
 #include <cmath>
@@ -12,6 +15,7 @@
 #include <Eigen/Core>
 
 #include "sda/core/eigen.hpp"
+#include "sda/nn/matmul.hpp"
 #include "sda/nn/parameters.hpp"
 
 namespace sda::nn {
@@ -44,21 +48,20 @@ struct Linear {
         params.fill_uniform(params.find(name + ".bias"), bound, gen);
     }
 
-    /// Y = X W^T + b
-    void forward(const T* p, const ConstRef& X, Ref Y) const {
-        Y.noalias() = X * W(p).transpose();
-        Y.rowwise() += b(p);
+    /// Y = X W^T + b (or Y += with `accumulate`); `low`: the parameters in bfloat16, or null
+    void forward(const T* p, const ConstRef& X, Ref Y, const BFloat16* low = nullptr, bool accumulate = false) const {
+        detail::multiply_transposed<T>(X, W(p), Y, p + bias, accumulate, low ? low + weight : nullptr);
     }
-    /// dX = dY W (or dX += when `accumulate`)
-    void backward_input(const T* p, const ConstRef& dY, Ref dX, bool accumulate = false) const {
-        if (accumulate) dX.noalias() += dY * W(p);
-        else dX.noalias() = dY * W(p);
+    /// dX = dY W (or dX += when `accumulate`); `low` as for `forward`
+    void backward_input(const T* p, const ConstRef& dY, Ref dX, bool accumulate = false,
+                        const BFloat16* low = nullptr) const {
+        detail::multiply<T>(dY, W(p), dX, accumulate, low ? low + weight : nullptr);
     }
     /// gW += dY^T X, gb += column sums of dY
     void backward_params(const ConstRef& X, const ConstRef& dY, T* g) const {
         Eigen::Map<RowMatrix<T>> gW(g + weight, static_cast<Eigen::Index>(out), static_cast<Eigen::Index>(in));
         Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> gb(g + bias, static_cast<Eigen::Index>(out));
-        gW.noalias() += dY.transpose() * X;
+        detail::add_transposed<T>(dY, X, gW);
         gb += dY.colwise().sum();
     }
 };

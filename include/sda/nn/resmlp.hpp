@@ -24,6 +24,7 @@
 #include "sda/nn/activation.hpp"
 #include "sda/nn/layer_norm.hpp"
 #include "sda/nn/linear.hpp"
+#include "sda/nn/matmul.hpp"
 #include "sda/nn/parameters.hpp"
 
 namespace sda::nn {
@@ -104,9 +105,10 @@ public:
 
     /// Y = f([X, tail]) for each row; `tail` (in - X.cols() entries) may be null when X has all
     /// `in` columns. With a cache, keeps what backward needs: for input VJPs only,
-    /// or also for parameter gradients when `keep_input`.
-    void forward(const T* p, const ConstRef& X, const T* tail, Ref Y, Cache* cache = nullptr,
-                 bool keep_input = false) const {
+    /// or also for parameter gradients when `keep_input`. `low`: the parameters in bfloat16
+    /// for bfloat16 products (sda/nn/matmul.hpp), or null.
+    void forward(const T* p, const ConstRef& X, const T* tail, Ref Y, Cache* cache = nullptr, bool keep_input = false,
+                 const BFloat16* low = nullptr) const {
         const Eigen::Index n = X.rows();
         const auto tail_size = static_cast<Eigen::Index>(in_) - X.cols();
         sda::detail::require(tail_size == 0 || (tail_size > 0 && tail != nullptr), "sda::nn::ResMLP: input has ",
@@ -123,20 +125,20 @@ public:
                 if (block.projected) {
                     // [X, tail] W^T + b = X W_x^T + (W_tail tail + b)
                     const auto W = block.projection.W(p);
-                    h.resize(n, W.rows());
-                    h.noalias() = X * W.leftCols(X.cols()).transpose();
                     Row offset = block.projection.b(p);
                     if (tail_size > 0)
                         offset.noalias() +=
                             (W.rightCols(tail_size) * Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(tail, tail_size))
                                 .transpose();
-                    h.rowwise() += offset;
+                    h.resize(n, W.rows());
+                    detail::multiply_transposed<T>(X, W.leftCols(X.cols()), h, offset.data(), false,
+                                                   low ? low + block.projection.weight : nullptr);
                 } else {
                     h = full_input(X, tail);
                 }
             } else if (block.projected) {
                 RowMatrix<T> next(n, static_cast<Eigen::Index>(block.width));
-                block.projection.forward(p, h, next);
+                block.projection.forward(p, h, next, low);
                 if (cache) cache->blocks[k].projection_input = std::move(h);
                 h = std::move(next);
             }
@@ -145,11 +147,10 @@ public:
             RowMatrix<T> normed(n, w), pre(n, w);
             AlignedVector<T> rstd(static_cast<std::size_t>(n));
             norm_.forward(h, normed, rstd.data());
-            block.first.forward(p, normed, pre);
+            block.first.forward(p, normed, pre, low);
             act.resize(n, w);
             activate<T>(activation_, pre, act);
-            h.noalias() += act * block.second.W(p).transpose();
-            h.rowwise() += block.second.b(p);
+            block.second.forward(p, act, h, low, /*accumulate=*/true);
             if (cache) {
                 auto& entry = cache->blocks[k];
                 entry.normed = std::move(normed), entry.pre = std::move(pre), entry.rstd = std::move(rstd);
@@ -161,9 +162,9 @@ public:
     /// Backward from the cotangent dY of the outputs: accumulates parameter
     /// gradients into `g` (if not null; the forward pass must have kept its
     /// input) and writes the cotangent of input columns [first_column,
-    /// first_column + columns) into `dX` (if not null).
+    /// first_column + columns) into `dX` (if not null). `low` as for `forward` (input VJPs only).
     void backward(const T* p, const Cache& cache, const ConstRef& dY, T* g, RowMatrix<T>* dX, Eigen::Index first_column,
-                  Eigen::Index columns) const {
+                  Eigen::Index columns, const BFloat16* low = nullptr) const {
         sda::detail::require(!g || cache.input.cols() == static_cast<Eigen::Index>(in_),
                         "sda::nn::ResMLP::backward: parameter gradients need a forward pass that kept its input");
         const Eigen::Index n = dY.rows();
@@ -179,20 +180,24 @@ public:
                 block.second.backward_params(act, dh, g);
             }
             d_act.resize(n, w);
-            block.second.backward_input(p, dh, d_act);
+            block.second.backward_input(p, dh, d_act, false, low);
             d_pre.resize(n, w);
             activate_backward<T>(activation_, entry.pre, d_act, d_pre);
             if (g) block.first.backward_params(entry.normed, d_pre, g);
-            block.first.backward_input(p, d_pre, d_act);              // d_act now holds d normed
+            block.first.backward_input(p, d_pre, d_act, false, low);  // d_act now holds d normed
             norm_.backward(entry.normed, entry.rstd.data(), d_act, dh, /*accumulate=*/true);  // dh is d h_in
             if (block.projected && k > 0) {
                 if (g) block.projection.backward_params(entry.projection_input, dh, g);
                 RowMatrix<T> below(n, static_cast<Eigen::Index>(block.projection.in));
-                block.projection.backward_input(p, dh, below);
+                block.projection.backward_input(p, dh, below, false, low);
                 dh = std::move(below);
             } else if (block.projected) {
                 if (g) block.projection.backward_params(cache.input, dh, g);
-                if (dX) dX->noalias() = dh * block.projection.W(p).middleCols(first_column, columns);
+                if (dX) {
+                    dX->resize(n, columns);
+                    detail::multiply<T>(dh, block.projection.W(p).middleCols(first_column, columns), *dX, false,
+                                        low ? low + block.projection.weight + first_column : nullptr);
+                }
             } else if (k == 0) {
                 if (dX) *dX = dh.middleCols(first_column, columns);
             }

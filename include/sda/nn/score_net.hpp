@@ -5,7 +5,8 @@
 // Louppe 2023, sda/score.py), so its weights load unchanged (docs/interop.md).
 // `ScoreNet` is `ScoreShell` (sda/nn/shell.hpp: embedding, chunked batches,
 // linearisation, training gradient) around `ResMlpCore`; each chunk is a few
-// GEMMs through Eigen, single-threaded.
+// single-threaded GEMMs (sda/nn/matmul.hpp: oneDNN's in float where linked, else
+// Eigen's), in bfloat16 for sampling when asked (`set_sampling_precision`).
 #pragma once
 
 #include <cstddef>
@@ -79,7 +80,7 @@ public:
     using config_type = ScoreNetConfig;
     using cache_type = typename ResMLP<T>::Cache;
     static constexpr const char* name = "ScoreNet";
-    static constexpr std::size_t inference_chunk = 256;  ///< rows per parallel task when sampling
+    static constexpr std::size_t inference_chunk = 128;  ///< rows per parallel task when sampling
     static constexpr std::size_t training_chunk = 32;    ///< rows per parallel task when training
 
     ResMlpCore(const ScoreNetConfig& config, ParameterSet<T>& params)
@@ -91,37 +92,42 @@ public:
     void initialise(ParameterSet<T>& params, Generator& gen) const { network_.initialise(params, gen); }
     const ResMLP<T>& network() const { return network_; }
 
+    /// `low`: the parameters in bfloat16 for a sampling pass in bfloat16 (ignored when
+    /// `keep_input`: training products stay in T).
     void forward(const T* p, const T* x, std::size_t n, const RowMatrix<T>& m, T* y, cache_type* cache,
-                 bool keep_input) const {
+                 bool keep_input, const BFloat16* low = nullptr) const {
         const auto rows = static_cast<Eigen::Index>(n), f = static_cast<Eigen::Index>(features_);
         Eigen::Map<RowMatrix<T>> out(y, rows, f);
+        if (keep_input) low = nullptr;
         if (m.rows() == 1) {  // one time for the chunk: the embedding is the ResMLP's constant tail
-            network_.forward(p, Eigen::Map<const RowMatrix<T>>(x, rows, f), m.data(), out, cache, keep_input);
+            network_.forward(p, Eigen::Map<const RowMatrix<T>>(x, rows, f), m.data(), out, cache, keep_input, low);
             return;
         }
         RowMatrix<T> input(rows, f + static_cast<Eigen::Index>(embedding_));
         input.leftCols(f) = Eigen::Map<const RowMatrix<T>>(x, rows, f);
         input.rightCols(static_cast<Eigen::Index>(embedding_)) = m;
-        network_.forward(p, input, nullptr, out, cache, keep_input);
+        network_.forward(p, input, nullptr, out, cache, keep_input, low);
     }
 
+    /// `low` as for `forward` (ignored with parameter gradients).
     void backward(const T* p, const cache_type& cache, const T* dy, std::size_t n, const RowMatrix<T>& m, T* g, T* dx,
-                  RowMatrix<T>* dm) const {
+                  RowMatrix<T>* dm, const BFloat16* low = nullptr) const {
+        if (g) low = nullptr;
         const auto rows = static_cast<Eigen::Index>(n), f = static_cast<Eigen::Index>(features_),
                    e = static_cast<Eigen::Index>(embedding_);
         const Eigen::Map<const RowMatrix<T>> dY(dy, rows, f);
         if (dx && dm) {  // both: one pass over every input column
             sda::detail::require(m.rows() == rows, "sda::nn::ScoreNet: d/dm needs one embedding row per sample");
             RowMatrix<T> d_input;
-            network_.backward(p, cache, dY, g, &d_input, 0, f + e);
+            network_.backward(p, cache, dY, g, &d_input, 0, f + e, low);
             Eigen::Map<RowMatrix<T>>(dx, rows, f) = d_input.leftCols(f);
             *dm = d_input.rightCols(e);
         } else if (dm) {
             sda::detail::require(m.rows() == rows, "sda::nn::ScoreNet: d/dm needs one embedding row per sample");
-            network_.backward(p, cache, dY, g, dm, f, e);
+            network_.backward(p, cache, dY, g, dm, f, e, low);
         } else {
             RowMatrix<T> d_input;
-            network_.backward(p, cache, dY, g, dx ? &d_input : nullptr, 0, f);
+            network_.backward(p, cache, dY, g, dx ? &d_input : nullptr, 0, f, low);
             if (dx) Eigen::Map<RowMatrix<T>>(dx, rows, f) = d_input;
         }
     }
@@ -153,5 +159,6 @@ template <NoiseSchedule Schedule, class T = float>
 using ScoreNet = ScoreShell<ResMlpCore<T>, Schedule>;
 
 static_assert(ScoreCore<ResMlpCore<float>> && ScoreCore<ResMlpCore<double>>);
+static_assert(BFloat16Core<ResMlpCore<float>>);
 
 }  // namespace sda::nn

@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include "sda/nn/chunks.hpp"
 #include "sda/nn/config.hpp"
 #include "sda/nn/embedding.hpp"
+#include "sda/nn/matmul.hpp"
 #include "sda/nn/parameters.hpp"
 #include "sda/schedule/concepts.hpp"
 
@@ -71,6 +73,20 @@ concept ScoreCore =
         core.backward(p, *cache, p, n, m, out, out, dm);
         { core.cache_bytes(n) } -> std::convertible_to<double>;
         { core.forward_flops() } -> std::convertible_to<double>;
+    };
+
+/// A core whose sampling passes can run their products in bfloat16: `forward` and `backward`
+/// take one more argument, `const BFloat16* low`, the whole parameter buffer rounded to
+/// bfloat16 (same offsets), or null for the scalar type's own arithmetic. Training calls
+/// (`keep_input`, or a gradient `g`) pass null.
+template <class Core>
+concept BFloat16Core =
+    ScoreCore<Core> &&
+    requires(const Core& core, const typename Core::scalar_type* p, typename Core::scalar_type* out, std::size_t n,
+             const RowMatrix<typename Core::scalar_type>& m, RowMatrix<typename Core::scalar_type>* dm,
+             typename Core::cache_type* cache, const BFloat16* low) {
+        core.forward(p, p, n, m, out, cache, false, low);
+        core.backward(p, *cache, p, n, m, out, out, dm, low);
     };
 
 template <ScoreCore Core, NoiseSchedule Schedule>
@@ -119,6 +135,21 @@ public:
     std::size_t linearize_cache_bytes() const { return linearize_cache_bytes_; }
     void set_linearize_cache_bytes(std::size_t bytes) { linearize_cache_bytes_ = bytes; }
 
+    /// The arithmetic of `eps`, `linearize` and `vjp` (training and `forward` stay in the
+    /// scalar type). `Precision::bfloat16` rounds weights and activations to bfloat16 at every
+    /// product (sda/nn/matmul.hpp); it throws `sda::error` for a core without it (the U-Net), in
+    /// double, and where the build or the CPU cannot (no oneDNN, no bfloat16 instructions).
+    void set_sampling_precision(Precision precision) {
+        if (precision == Precision::bfloat16) {
+            const std::string who = std::string("sda::nn::") + Core::name + "::set_sampling_precision";
+            if constexpr (!BFloat16Core<Core> || !std::is_same_v<scalar_type, float>)
+                throw sda::error(who + ": bfloat16 sampling is implemented for float MLP networks only");
+            detail::check_bfloat16(who);
+        }
+        precision_ = precision;
+    }
+    Precision sampling_precision() const { return precision_; }
+
     // --- ScoreModel ---------------------------------------------------------------
 
     /// eps(x, t) for x of shape [B, event...].
@@ -126,8 +157,9 @@ public:
         const std::size_t batch = check_input(x, "input");
         const RowMatrix<scalar_type> m = embed(t);
         tensor_type out = empty_tensor<scalar_type>(shape_of(x));
+        const auto low = low_weights();
         detail::for_chunks(batch, inference_chunk, [&](std::size_t begin, std::size_t end) {
-            core_.forward(params_.data(), row(x, begin), end - begin, m, row(out, begin), nullptr, false);
+            sample_forward(low.get(), row(x, begin), end - begin, m, row(out, begin), nullptr);
         });
         return out;
     }
@@ -184,11 +216,39 @@ public:
     }
 
 private:
+    using LowWeights = std::shared_ptr<const AlignedVector<BFloat16>>;
+
+    /// The parameters rounded to bfloat16 for one sampling call, or null in the scalar type's precision.
+    LowWeights low_weights() const {
+        if (precision_ != Precision::bfloat16) return nullptr;
+        if constexpr (std::is_same_v<scalar_type, float>) {
+            auto low = std::make_shared<AlignedVector<BFloat16>>(params_.size());
+            detail::round_to_bfloat16(params_.data(), params_.size(), low->data());
+            return low;
+        } else {
+            return nullptr;
+        }
+    }
+    /// The core's sampling forward (no parameter gradients), in bfloat16 when `low` is given.
+    void sample_forward(const AlignedVector<BFloat16>* low, const scalar_type* x, std::size_t n,
+                        const RowMatrix<scalar_type>& m, scalar_type* y, typename Core::cache_type* cache) const {
+        if constexpr (BFloat16Core<Core>) core_.forward(params_.data(), x, n, m, y, cache, false, low ? low->data() : nullptr);
+        else core_.forward(params_.data(), x, n, m, y, cache, false);
+    }
+    /// The core's input VJP, in bfloat16 when `low` is given.
+    void sample_backward(const AlignedVector<BFloat16>* low, const typename Core::cache_type& cache, const scalar_type* v,
+                         std::size_t n, const RowMatrix<scalar_type>& m, scalar_type* dx) const {
+        if constexpr (BFloat16Core<Core>)
+            core_.backward(params_.data(), cache, v, n, m, nullptr, dx, nullptr, low ? low->data() : nullptr);
+        else core_.backward(params_.data(), cache, v, n, m, nullptr, dx, nullptr);
+    }
+
     /// The linearisation: per-chunk caches of one forward pass, or a copy of x to recompute them.
     class Linearized {
     public:
         Linearized(const ScoreShell& net, const tensor_type& x, double t, bool cache)
-            : net_(&net), t_(t), m_(net.embed(t)), batch_(net.check_input(x, "input")), shape_(shape_of(x)) {
+            : net_(&net), t_(t), m_(net.embed(t)), batch_(net.check_input(x, "input")), shape_(shape_of(x)),
+              low_(net.low_weights()) {
             eps_ = empty_tensor<scalar_type>(shape_);
             if (!cache) {
                 x_ = std::make_shared<const tensor_type>(x);
@@ -196,8 +256,8 @@ private:
             }
             caches_.resize((batch_ + inference_chunk - 1) / inference_chunk);
             detail::for_chunks(batch_, inference_chunk, [&](std::size_t begin, std::size_t end) {
-                net.core_.forward(net.params_.data(), row(x, begin), end - begin, m_, row(eps_, begin),
-                                  &caches_[begin / inference_chunk], false);
+                net.sample_forward(low_.get(), row(x, begin), end - begin, m_, row(eps_, begin),
+                                   &caches_[begin / inference_chunk]);
             });
             eps_ready_ = true;
         }
@@ -211,17 +271,16 @@ private:
         tensor_type vjp(const tensor_type& v) const {
             sda::detail::check_shape(shape_of(v), shape_, std::string("sda::nn::") + Core::name + "::vjp: cotangent");
             tensor_type out = empty_tensor<scalar_type>(shape_);
-            const scalar_type* p = net_->params_.data();
             detail::for_chunks(batch_, inference_chunk, [&](std::size_t begin, std::size_t end) {
                 const std::size_t n = end - begin;
                 if (x_) {
                     typename Core::cache_type cache;
                     RowMatrix<scalar_type> y(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(net_->features_));
-                    net_->core_.forward(p, row(*x_, begin), n, m_, y.data(), &cache, false);
-                    net_->core_.backward(p, cache, row(v, begin), n, m_, nullptr, row(out, begin), nullptr);
+                    net_->sample_forward(low_.get(), row(*x_, begin), n, m_, y.data(), &cache);
+                    net_->sample_backward(low_.get(), cache, row(v, begin), n, m_, row(out, begin));
                 } else {
-                    net_->core_.backward(p, caches_[begin / inference_chunk], row(v, begin), n, m_, nullptr,
-                                         row(out, begin), nullptr);
+                    net_->sample_backward(low_.get(), caches_[begin / inference_chunk], row(v, begin), n, m_,
+                                          row(out, begin));
                 }
             });
             return out;
@@ -237,6 +296,7 @@ private:
         std::size_t batch_;
         Shape shape_;
         std::shared_ptr<const tensor_type> x_;  // set when recomputing
+        LowWeights low_;                        // the parameters in bfloat16, or null
         std::vector<typename Core::cache_type> caches_;
         mutable tensor_type eps_;
         mutable bool eps_ready_ = false;
@@ -274,6 +334,7 @@ private:
     config_type config_;
     std::size_t features_ = 0;
     std::size_t linearize_cache_bytes_ = std::size_t(1) << 30;
+    Precision precision_ = Precision::float32;
     ParameterSet<scalar_type> params_;
     TimeEmbedding<scalar_type> embedding_;
     Core core_;
