@@ -1,7 +1,7 @@
 // bench/bench_torch.cpp: the libtorch adapter against sda's CPU networks, side by
 // side in one run, on whatever device torch is given (`--device=cuda` on a GPU
 // machine; the CPU by default). The same weights, observations and guidance in
-// both; "sda" is the CPU network (oneTBB + Eigen), "torch" the libtorch module
+// both; "sda" is the CPU network (oneTBB + oneDNN or Eigen), "torch" the libtorch module
 // wrapped by sda::TorchScoreModel, its tensors never leaving the device.
 //
 //   BM_lorenz_step/{sda,torch}/B  one predictor-corrector step (exponential
@@ -9,6 +9,8 @@
 //       sampling of the Lorenz-63 setup: MarkovComposedScore<ScoreNet, K = 2>
 //       over 65 states (ResMLP width 256, depth 5), x observed every 8th state;
 //       B trajectories. A step is two guided evaluations (eps + input VJP each).
+//   BM_lorenz_step_sda_bf16/B     the same with the CPU network in bfloat16
+//       (set_sampling_precision; skipped without oneDNN or bfloat16 instructions).
 //   BM_unet_guided/{sda,torch}    one SDA-guided evaluation (eps + input VJP) of
 //       the Kolmogorov example's U-Net (channels 32/64/128) composed over 16
 //       states of 2 x 32 x 32 (K = 2: 12 windows), 4x4 average-pooled observations.
@@ -94,10 +96,16 @@ void pc_steps(benchmark::State& state, const Posterior& posterior, Tensor x) {
     state.counters["ms_per_sample_256_steps"] = seconds * 1e3 / double(state.iterations()) * 256 / double(state.range(0));
 }
 
-void BM_lorenz_step_sda(benchmark::State& state) {
+void BM_lorenz_step_sda(benchmark::State& state, sda::nn::Precision precision) {
     const auto batch = static_cast<std::size_t>(state.range(0));
     sda::Generator gen(1);
-    const sda::nn::ScoreNet<sda::VPCosine, float> window(sda::VPCosine{}, lorenz_config(), gen);
+    sda::nn::ScoreNet<sda::VPCosine, float> window(sda::VPCosine{}, lorenz_config(), gen);
+    try {
+        window.set_sampling_precision(precision);
+    } catch (const sda::error& e) {  // no bfloat16 here
+        state.SkipWithError(e.what());
+        return;
+    }
     const sda::MarkovComposedScore<decltype(window), 2> prior(window, lorenz_length);
     const sda::Tensor<float> y = sda::CpuBackend<float>::normal({9}, gen);
     const sda::GaussianObservation obs(every_8th_x(), y, 0.05 * 0.05);
@@ -162,7 +170,8 @@ void BM_paper_guided_torch(benchmark::State& state) { unet_torch(state, paper_si
 
 }  // namespace
 
-BENCHMARK(BM_lorenz_step_sda)->Arg(64)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_lorenz_step_sda, float, sda::nn::Precision::float32)->Name("BM_lorenz_step_sda")->Arg(64)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_lorenz_step_sda, bf16, sda::nn::Precision::bfloat16)->Name("BM_lorenz_step_sda_bf16")->Arg(64)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_lorenz_step_torch)->Arg(64)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_unet_guided_sda)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_unet_guided_torch)->Unit(benchmark::kMillisecond)->UseRealTime();

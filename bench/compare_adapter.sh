@@ -45,16 +45,24 @@ peer_args=(--device "$device" --threads "$threads")
 cat "$out/peer.json"
 "$python" - "$out/bench_torch.json" "$out/peer.json" <<'PY'
 import json, sys
-bench = {b["name"]: b["real_time"] for b in json.load(open(sys.argv[1]))["benchmarks"]}
+bench = {b["name"]: b["real_time"] for b in json.load(open(sys.argv[1]))["benchmarks"] if not b.get("error_occurred")}
 peer = json.load(open(sys.argv[2]))
 rows = [("Lorenz PC step, 64 samples", "BM_lorenz_step_{}/64/real_time", "lorenz_step_64_ms"),
         ("Lorenz PC step, 1024 samples", "BM_lorenz_step_{}/1024/real_time", "lorenz_step_1024_ms"),
         ("U-Net guided eval, 32^2", "BM_unet_guided_{}/real_time", "unet_guided_ms"),
         ("U-Net guided eval, paper 64^2", "BM_paper_guided_{}/iterations:2/real_time", "paper_guided_ms")]
-print(f"{'workload':32} {'sda CPU ms':>11} {'adapter ms':>11} {'PyTorch ms':>11} {'CPU/adapter':>12} {'PyTorch/adapter':>16}")
+print(f"{'workload':32} {'sda CPU ms':>11} {'adapter ms':>11} {'PyTorch ms':>11} {'CPU/adapter':>12} "
+      f"{'PyTorch/adapter':>16} {'PyTorch/sda CPU':>16}")
 for label, key, peer_key in rows:
     sda, adapter = bench.get(key.format("sda")), bench.get(key.format("torch"))
     if sda is None or adapter is None or peer_key not in peer:
         continue
-    print(f"{label:32} {sda:11.1f} {adapter:11.1f} {peer[peer_key]:11.1f} {sda / adapter:12.2f} {peer[peer_key] / adapter:16.2f}")
+    print(f"{label:32} {sda:11.1f} {adapter:11.1f} {peer[peer_key]:11.1f} {sda / adapter:12.2f} "
+          f"{peer[peer_key] / adapter:16.2f} {peer[peer_key] / sda:16.2f}")
+# sda's CPU network in bfloat16 (PyTorch in float): against PyTorch and against sda's float path
+for label, key, peer_key in rows[:2]:
+    low, full = bench.get(key.format("sda_bf16")), bench.get(key.format("sda"))
+    if low and full and peer_key in peer:
+        print(f"{label + ', bfloat16':32} {low:11.1f} {'':11} {peer[peer_key]:11.1f} {'':12} {'':16} "
+              f"{peer[peer_key] / low:16.2f}   ({full / low:.2f}x sda in float)")
 PY
