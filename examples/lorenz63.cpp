@@ -89,7 +89,9 @@ struct Options {
     std::string dps_convention = "per-step";
     std::vector<std::size_t> cgs{1};  // MMPS conjugate-gradient iterations, one configuration per value
     double ema = 0.0;                 // EMA decay of the priors' weights (0: none)
+    std::string precision = "float32";  // of the priors' products when sampling (training is float)
     std::uint64_t seed = 42;
+    std::uint64_t sampling_seed = 0;  // 0: seed + 1000; configuration i samples with sampling_seed + i
     bool full = false, quiet = false;
 
     /// Everything a result depends on but the sweep's own axes (scenario, K, C, method):
@@ -98,9 +100,11 @@ struct Options {
         char text[512];
         std::snprintf(text, sizeof text,
                       "samples=%zu steps=%zu particles=%zu trajectory=%zu seed=%llu epochs=%zu epoch_size=%zu ema=%g "
-                      "gamma=%g mmps_gamma=%g dps_convention=%s",
+                      "gamma=%g mmps_gamma=%g dps_convention=%s%s",
                       samples, steps, particles, trajectory, static_cast<unsigned long long>(seed), epochs, epoch_size,
-                      ema, gamma, mmps_gamma, dps_convention.c_str());
+                      ema, gamma, mmps_gamma, dps_convention.c_str(),
+                      (precision == "float32" ? std::string() : " precision=" + precision).c_str());
+        if (sampling_seed != 0) return text + (" sampling_seed=" + std::to_string(sampling_seed));
         return text;
     }
 };
@@ -171,7 +175,12 @@ int main(int argc, char** argv) {
     app.add_option("--ema", o.ema, "EMA decay of the priors' weights, sampled with (0: none; priors trained with "
                                    "another value are not reused)")->check(CLI::Range(0.0, 0.999999));
     app.add_option("--mmps-gamma", o.mmps_gamma, "MMPS denoiser-error variance gamma (sigma/mu)^2 (0: the published MMPS)");
+    app.add_option("--precision", o.precision, "arithmetic of the priors' products when sampling: float32, or "
+                   "bfloat16 (oneDNN on a CPU with AVX512-BF16 or AMX; training stays float32)")
+        ->check(CLI::IsMember({"float32", "bfloat16"}));
     app.add_option("--seed", o.seed, "seed of everything");
+    app.add_option("--sampling-seed", o.sampling_seed, "seed of the posterior sampling alone (default: seed + 1000), "
+                   "to repeat the sampling with the same data, priors and ground truth");
     app.add_flag("--full", o.full, "the paper's sweep at its training budget: K 1..4, C 0,1,2,4,8, SDA, MMPS (1 and 3 "
                                    "CG iterations) and DPS, 256 samples; priors with EMA 0.999 for 52 epochs");
     app.add_flag("--quiet", o.quiet, "no progress display");
@@ -203,6 +212,7 @@ int main(int argc, char** argv) {
             sda::detail::require(k >= 1 && k <= 4, "lorenz63: K must be 1 to 4, got ", k);
             Net net = lorenz63::window_network(k, o.seed);
             lorenz63::train_window_prior(net, k, data, o.cache, o.epochs, o.epoch_size, o.seed, !o.quiet, o.ema);
+            net.set_sampling_precision(o.precision == "bfloat16" ? sda::nn::Precision::bfloat16 : sda::nn::Precision::float32);
             nets.emplace(k, std::move(net));
         }
         stage_seconds.emplace_back("training", seconds_since(t0));
@@ -476,7 +486,7 @@ int main(int argc, char** argv) {
                             const sda::PredictorCorrector sampler{.steps = o.steps,
                                                                   .corrector = {.corrections = c, .tau = 0.25},
                                                                   .nonfinite = sda::NonFinite::report};
-                            sda::Generator gen(o.seed + 1000 + done);
+                            sda::Generator gen((o.sampling_seed ? o.sampling_seed : o.seed + 1000) + done);
                             const auto t1 = std::chrono::steady_clock::now();
                             Tensor<float> x;
                             if (method == "sda") x = sda::sample(sampler, sda::guide(prior, obs, sda::SDA{.gamma = o.gamma}), o.samples, gen, progress);

@@ -23,8 +23,8 @@ SDA_PACKAGES_LIBRARY=(cmake g++ make ccache libeigen3-dev libxtensor-dev libtbb-
 SDA_PACKAGES_EXAMPLES=(libcli11-dev libhdf5-dev pkg-config)
 # the Kolmogorov-flow solver (sda::fftw): its example and its tests
 SDA_PACKAGES_FFTW=(libfftw3-dev)
-# oneDNN (sda::dnnl): the float convolutions of the Kolmogorov U-Net; its example, the tests and
-# the U-Net benchmarks
+# oneDNN (sda::dnnl): the networks' float matrix products and convolutions (and bfloat16
+# sampling), for every demo, the tests and the benchmarks; without it they run in Eigen, slower
 SDA_PACKAGES_DNNL=(libdnnl-dev)
 # the demos' figures, drawn by Debian's /usr/bin/python3; the Kolmogorov figures also read HDF5
 SDA_PACKAGES_PLOT=(python3-matplotlib)
@@ -43,8 +43,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # demo_build_packages EXAMPLE: what building EXAMPLE needs (the figures' Python packages aside).
 demo_build_packages() {
-    local packages=("${SDA_PACKAGES_LIBRARY[@]}" "${SDA_PACKAGES_EXAMPLES[@]}")
-    [ "$1" = kolmogorov ] && packages+=("${SDA_PACKAGES_FFTW[@]}" "${SDA_PACKAGES_DNNL[@]}")
+    local packages=("${SDA_PACKAGES_LIBRARY[@]}" "${SDA_PACKAGES_EXAMPLES[@]}" "${SDA_PACKAGES_DNNL[@]}")
+    [ "$1" = kolmogorov ] && packages+=("${SDA_PACKAGES_FFTW[@]}")
     printf '%s\n' "${packages[@]}"
 }
 

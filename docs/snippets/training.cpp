@@ -17,6 +17,11 @@ int main(int argc, char** argv) {
         sda::nn::ScoreNet<sda::VPCosine> net(sda::VPCosine{}, config, init);   // torch's default initialisation
         const sda::MarkovComposedScore<decltype(net), 2> prior(net, 65);       // a prior over 65 states
         // end snippet
+        if (sda::nn::bfloat16_available()) {
+            // snippet: precision
+            net.set_sampling_precision(sda::nn::Precision::bfloat16);  // eps, linearize, vjp; training stays float
+            // end snippet
+        }
     }
     {
         std::vector<double> forcing(32 * 32);

@@ -53,6 +53,14 @@ inline const char* to_string(Precision p) { return p == Precision::bfloat16 ? "b
 using BFloat16 = Eigen::bfloat16;
 
 namespace detail {
+inline std::string bfloat16_unavailable();
+}
+
+/// Whether `Precision::bfloat16` can run here: a program linked to oneDNN (`sda::dnnl`) on a CPU
+/// with bfloat16 instructions. `set_sampling_precision` says why not otherwise.
+inline bool bfloat16_available() { return detail::bfloat16_unavailable().empty(); }
+
+namespace detail {
 
 template <class T>
 using ConstBlock = Eigen::Ref<const RowMatrix<T>>;
