@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <tbb/task_arena.h>
 
 #include "sda/io/safetensors.hpp"
 #include "sda/nn/score_net.hpp"
@@ -108,6 +110,27 @@ TEST_CASE("gradient clipping: torch's clip_grad_norm_") {
     std::vector<double> small = {0.1, 0.1};
     train::clip_grad_norm<double>(small, 1.0);
     CHECK(small[0] == 0.1);
+}
+
+TEST_CASE("gradient norm: float buffers across blocks against double, NaN and infinity shown, any thread count") {
+    // 100003 entries: six parallel blocks of 16384, the last partial, and runs of 256 with a partial end
+    std::vector<float> g(100003);
+    sda::Generator gen(8);
+    sda::fill_normal(g.data(), 1, g.size(), gen);
+    double exact = 0;
+    for (float v : g) exact += double(v) * double(v);
+    // runs of 256 squares summed in float: at most 256 roundings of 2^-24 each, relative
+    const double norm = train::gradient_norm<float>(g);
+    CHECK(std::abs(norm - std::sqrt(exact)) / std::sqrt(exact) < 256 * 0x1p-24);
+    double one = 0, two = 0;
+    tbb::task_arena(1).execute([&] { one = train::gradient_norm<float>(g); });
+    tbb::task_arena(2).execute([&] { two = train::gradient_norm<float>(g); });
+    CHECK(one == norm);
+    CHECK(two == norm);
+    g[70000] = std::numeric_limits<float>::infinity();
+    CHECK(std::isinf(train::gradient_norm<float>(g)));
+    g[99999] = std::numeric_limits<float>::quiet_NaN();
+    CHECK(std::isnan(train::gradient_norm<float>(g)));
 }
 
 TEST_CASE("permutation: every order, uniformly") {

@@ -93,17 +93,23 @@ private:
     std::uint64_t steps_ = 0;
 };
 
-/// The 2-norm of `grad`, summed in double: fixed blocks in parallel, their sums added in order,
-/// so the result does not depend on the thread count.
+/// The 2-norm of `grad`: squares summed in T over runs of 256 entries (Eigen's vectorised
+/// reduction; a relative error of about 1e-6 in float) and those sums in double, in fixed blocks
+/// run in parallel and added in order, so the result does not depend on the thread count.
 template <class T>
 double gradient_norm(std::span<const T> grad) {
-    constexpr std::size_t block = std::size_t(1) << 14;
+    constexpr std::size_t block = std::size_t(1) << 14, run = 256;
     const std::size_t blocks = (grad.size() + block - 1) / block;
     std::vector<double> squares(blocks);
-    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
     tbb::parallel_for(std::size_t{0}, blocks, [&](std::size_t i) {
-        const std::size_t begin = i * block, n = std::min(block, grad.size() - begin);
-        squares[i] = Eigen::Map<const Array>(grad.data() + begin, static_cast<Eigen::Index>(n)).template cast<double>().square().sum();
+        const std::size_t end = std::min(grad.size(), (i + 1) * block);
+        double sum = 0;
+        for (std::size_t begin = i * block; begin < end; begin += run) {
+            const auto n = static_cast<Eigen::Index>(std::min(run, end - begin));
+            sum += double(Eigen::Map<const Vector>(grad.data() + begin, n).squaredNorm());
+        }
+        squares[i] = sum;
     });
     double total = 0;
     for (double s : squares) total += s;
