@@ -311,6 +311,12 @@ TEST_CASE("nn matmul: the float products (oneDNN where linked) on strided blocks
         CHECK(relative(g.leftCols(k).cast<double>(), (g0.leftCols(k) + dY.transpose() * X).eval()) < tol);
         CHECK(g.rightCols(3) == to_float(g0).rightCols(3));
     }
+    // mismatched shapes are refused before any product runs
+    RowMatrix<float> a = RowMatrix<float>::Ones(4, 3), w = RowMatrix<float>::Ones(5, 2), y(4, 5);
+    CHECK_THROWS_WITH_AS(nn::detail::multiply_transposed<float>(a, w, y, nullptr, false),
+                         "sda::nn: the product X W^T of 4 x 3 by 2 x 5 into 4 x 5", sda::error);
+    CHECK_THROWS_AS(nn::detail::multiply<float>(a, w, y, false), sda::error);
+    CHECK_THROWS_AS(nn::detail::add_transposed<float>(a, w, y), sda::error);
 }
 
 TEST_CASE("score network: the float network equals the double one within float rounding") {

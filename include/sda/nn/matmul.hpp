@@ -207,11 +207,20 @@ template <class T>
 constexpr bool onednn_scalar = std::is_same_v<T, float>;
 #endif
 
+/// Refuses a product (m x k) (k2 x n) into C unless k == k2 and C is m x n: oneDNN would
+/// read and write past the buffers where Eigen's debug build would assert.
+template <class Out>
+void check_shapes(const char* what, Eigen::Index m, Eigen::Index k, Eigen::Index k2, Eigen::Index n, const Out& C) {
+    sda::detail::require(k == k2 && C.rows() == m && C.cols() == n, "sda::nn: the product ", what, " of ", m, " x ", k,
+                         " by ", k2, " x ", n, " into ", C.rows(), " x ", C.cols());
+}
+
 /// Y = X W^T + bias (bias may be null), or Y += X W^T + bias with `accumulate`. `low_w`: W in
 /// bfloat16 (same strides), for a bfloat16 product; null for the scalar type's.
 template <class T>
 void multiply_transposed(const ConstBlock<T>& X, const ConstBlock<T>& W, Block<T> Y, const T* bias, bool accumulate,
                          const BFloat16* low_w = nullptr) {
+    check_shapes("X W^T", X.rows(), X.cols(), W.cols(), W.rows(), Y);
 #if defined(SDA_WITH_DNNL)
     if constexpr (onednn_scalar<T>) {
         if (X.rows() > 0 && X.cols() > 0 && W.rows() > 0) {
@@ -231,6 +240,7 @@ void multiply_transposed(const ConstBlock<T>& X, const ConstBlock<T>& W, Block<T
 /// Y = dY W, or Y += dY W with `accumulate`; `low_w` as for `multiply_transposed`.
 template <class T>
 void multiply(const ConstBlock<T>& dY, const ConstBlock<T>& W, Block<T> Y, bool accumulate, const BFloat16* low_w = nullptr) {
+    check_shapes("dY W", dY.rows(), dY.cols(), W.rows(), W.cols(), Y);
 #if defined(SDA_WITH_DNNL)
     if constexpr (onednn_scalar<T>) {
         if (dY.rows() > 0 && dY.cols() > 0 && W.cols() > 0) {
@@ -249,6 +259,7 @@ void multiply(const ConstBlock<T>& dY, const ConstBlock<T>& W, Block<T> Y, bool 
 /// G += dY^T X (always in the scalar type: a training product).
 template <class T>
 void add_transposed(const ConstBlock<T>& dY, const ConstBlock<T>& X, Block<T> G) {
+    check_shapes("dY^T X", dY.cols(), dY.rows(), X.rows(), X.cols(), G);
 #if defined(SDA_WITH_DNNL)
     if constexpr (onednn_scalar<T>) {
         if (dY.rows() > 0 && dY.cols() > 0 && X.cols() > 0) {
