@@ -1,7 +1,8 @@
 // sda/nn/shell.hpp: `ScoreShell<Core, Schedule>`, the part every score network of
 // sda shares: the time embedding, the parameters, the chunked batch loops of
-// eps, its VJP, the per-sample-time forward pass and the training gradient, and
-// the linearisation that keeps activations for repeated VJPs.
+// eps, its VJP, the per-sample-time forward pass and the training gradient, the
+// linearisation that keeps activations for repeated VJPs, and the precision of
+// the sampling passes (bfloat16 for cores that have it: `BFloat16Core`).
 //
 // A core is the architecture between the embedding and the output (the ResMLP of
 // `nn::ScoreNet`, the U-Net of `nn::ScoreUNet`): it runs one chunk of samples
