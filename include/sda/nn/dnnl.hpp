@@ -69,10 +69,12 @@ namespace detail {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-// one engine, a stream per thread, and oneDNN on the calling thread only: those of the matrix products
+// one engine, a stream per thread, oneDNN on the calling thread only, and memories over the
+// caller's buffers: those of the matrix products
 using sda::nn::detail::onednn::engine;
 using sda::nn::detail::onednn::OneThread;
 using sda::nn::detail::onednn::stream;
+using sda::nn::detail::onednn::wrap;
 
 inline memory::desc map_desc(long n, long c, long h, long w) {
     return memory::desc({n, c, h, w}, memory::data_type::f32, tag::nhwc);
@@ -192,7 +194,6 @@ inline const float* dense(const float* rows, long count, long cols, long ld, Ali
     return buffer.data();
 }
 
-inline memory wrap(const memory::desc& d, const float* data) { return memory(d, engine(), const_cast<float*>(data)); }
 
 /// Weights reordered into a primitive's layout, kept while the caller's values stay the same.
 ///

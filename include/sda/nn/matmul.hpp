@@ -47,8 +47,6 @@ enum class Precision {
     bfloat16,  ///< products on bfloat16 weights and activations, accumulated in float
 };
 
-inline const char* to_string(Precision p) { return p == Precision::bfloat16 ? "bfloat16" : "float32"; }
-
 /// Parameters rounded to bfloat16, element for element (same offsets as the float buffer).
 using BFloat16 = Eigen::bfloat16;
 
@@ -99,6 +97,9 @@ inline dnnl::stream& stream() {
     thread_local dnnl::stream s(engine());
     return s;
 }
+
+/// A oneDNN memory over the caller's buffer (oneDNN takes non-const handles; inputs are only read).
+inline memory wrap(const memory::desc& d, const void* data) { return memory(d, engine(), const_cast<void*>(data)); }
 
 /// OpenMP (oneDNN's threads) at one thread for the scope: the caller's oneTBB task is the parallelism.
 class OneThread {
@@ -155,6 +156,7 @@ inline void gemm(const Operand& a, const float* A, Operand b, const float* B, co
         b = Operand{b.rows, b.cols, b.cols, 1};
     }
     const Operand c{a.rows, b.cols, ldc, 1};
+    const memory::desc bias_desc({1, b.cols}, dt::f32, dims{b.cols, 1});
     using Key = std::tuple<decltype(a.key()), decltype(b.key()), long, bool, bool, bool>;
     struct Entry {
         dnnl::matmul product;
@@ -173,15 +175,14 @@ inline void gemm(const Operand& a, const float* A, Operand b, const float* B, co
             attr.set_post_ops(ops);
         }
         const memory::desc a_desc = low ? a.dense(type) : a.desc(type), b_desc = b.desc(type), c_desc = c.desc(dt::f32);
-        const auto desc = bias ? dnnl::matmul::desc(a_desc, b_desc, memory::desc({1, b.cols}, dt::f32, dims{b.cols, 1}), c_desc)
+        const auto desc = bias ? dnnl::matmul::desc(a_desc, b_desc, bias_desc, c_desc)
                                : dnnl::matmul::desc(a_desc, b_desc, c_desc);
         Entry entry{dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, engine())), {}};
         if (low) entry.round = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), a.desc(dt::f32), engine(), a_desc));
         found = primitives.emplace(key, std::move(entry)).first;
     }
-    const auto wrap = [](const memory::desc& d, const void* data) { return memory(d, engine(), const_cast<void*>(data)); };
     std::unordered_map<int, memory> args{{DNNL_ARG_DST, wrap(c.desc(dt::f32), C)}};
-    if (bias) args.emplace(DNNL_ARG_BIAS, wrap(memory::desc({1, b.cols}, dt::f32, dims{b.cols, 1}), bias));
+    if (bias) args.emplace(DNNL_ARG_BIAS, wrap(bias_desc, bias));
     if (low) {
         thread_local AlignedVector<BFloat16> rounded;
         rounded.resize(static_cast<std::size_t>(a.rows * a.cols));
@@ -202,17 +203,19 @@ inline Operand transposed(long rows, long cols, long ld) { return {cols, rows, 1
 
 }  // namespace onednn
 
-/// oneDNN takes the product when the scalar is float and every size is positive.
+/// oneDNN takes the product when the scalar is float (and every size is positive: `check_shapes`).
 template <class T>
 constexpr bool onednn_scalar = std::is_same_v<T, float>;
 #endif
 
 /// Refuses a product (m x k) (k2 x n) into C unless k == k2 and C is m x n: oneDNN would
-/// read and write past the buffers where Eigen's debug build would assert.
+/// read and write past the buffers where Eigen's debug build would assert. Returns whether
+/// every size is positive: oneDNN takes only those (Eigen the empty ones).
 template <class Out>
-void check_shapes(const char* what, Eigen::Index m, Eigen::Index k, Eigen::Index k2, Eigen::Index n, const Out& C) {
+bool check_shapes(const char* what, Eigen::Index m, Eigen::Index k, Eigen::Index k2, Eigen::Index n, const Out& C) {
     sda::detail::require(k == k2 && C.rows() == m && C.cols() == n, "sda::nn: the product ", what, " of ", m, " x ", k,
                          " by ", k2, " x ", n, " into ", C.rows(), " x ", C.cols());
+    return m > 0 && k > 0 && n > 0;
 }
 
 /// Y = X W^T + bias (bias may be null), or Y += X W^T + bias with `accumulate`. `low_w`: W in
@@ -220,10 +223,10 @@ void check_shapes(const char* what, Eigen::Index m, Eigen::Index k, Eigen::Index
 template <class T>
 void multiply_transposed(const ConstBlock<T>& X, const ConstBlock<T>& W, Block<T> Y, const T* bias, bool accumulate,
                          const BFloat16* low_w = nullptr) {
-    check_shapes("X W^T", X.rows(), X.cols(), W.cols(), W.rows(), Y);
+    [[maybe_unused]] const bool sized = check_shapes("X W^T", X.rows(), X.cols(), W.cols(), W.rows(), Y);
 #if defined(SDA_WITH_DNNL)
     if constexpr (onednn_scalar<T>) {
-        if (X.rows() > 0 && X.cols() > 0 && W.rows() > 0) {
+        if (sized) {
             onednn::gemm(onednn::plain(X.rows(), X.cols(), X.outerStride()), X.data(),
                          onednn::transposed(W.rows(), W.cols(), W.outerStride()), W.data(), low_w, Y.data(),
                          Y.outerStride(), bias, accumulate);
@@ -240,10 +243,10 @@ void multiply_transposed(const ConstBlock<T>& X, const ConstBlock<T>& W, Block<T
 /// Y = dY W, or Y += dY W with `accumulate`; `low_w` as for `multiply_transposed`.
 template <class T>
 void multiply(const ConstBlock<T>& dY, const ConstBlock<T>& W, Block<T> Y, bool accumulate, const BFloat16* low_w = nullptr) {
-    check_shapes("dY W", dY.rows(), dY.cols(), W.rows(), W.cols(), Y);
+    [[maybe_unused]] const bool sized = check_shapes("dY W", dY.rows(), dY.cols(), W.rows(), W.cols(), Y);
 #if defined(SDA_WITH_DNNL)
     if constexpr (onednn_scalar<T>) {
-        if (dY.rows() > 0 && dY.cols() > 0 && W.cols() > 0) {
+        if (sized) {
             onednn::gemm(onednn::plain(dY.rows(), dY.cols(), dY.outerStride()), dY.data(),
                          onednn::plain(W.rows(), W.cols(), W.outerStride()), W.data(), low_w, Y.data(), Y.outerStride(),
                          nullptr, accumulate);
@@ -259,10 +262,10 @@ void multiply(const ConstBlock<T>& dY, const ConstBlock<T>& W, Block<T> Y, bool 
 /// G += dY^T X (always in the scalar type: a training product).
 template <class T>
 void add_transposed(const ConstBlock<T>& dY, const ConstBlock<T>& X, Block<T> G) {
-    check_shapes("dY^T X", dY.cols(), dY.rows(), X.rows(), X.cols(), G);
+    [[maybe_unused]] const bool sized = check_shapes("dY^T X", dY.cols(), dY.rows(), X.rows(), X.cols(), G);
 #if defined(SDA_WITH_DNNL)
     if constexpr (onednn_scalar<T>) {
-        if (dY.rows() > 0 && dY.cols() > 0 && X.cols() > 0) {
+        if (sized) {
             onednn::gemm(onednn::transposed(dY.rows(), dY.cols(), dY.outerStride()), dY.data(),
                          onednn::plain(X.rows(), X.cols(), X.outerStride()), X.data(), nullptr, G.data(), G.outerStride(),
                          nullptr, true);
@@ -280,7 +283,7 @@ inline void round_to_bfloat16(const float* x, std::size_t n, BFloat16* out) {
     const onednn::OneThread one;
     const memory::desc from({static_cast<long>(n)}, memory::data_type::f32, memory::format_tag::a),
         to({static_cast<long>(n)}, memory::data_type::bf16, memory::format_tag::a);
-    memory src(from, onednn::engine(), const_cast<float*>(x)), dst(to, onednn::engine(), out);
+    memory src = onednn::wrap(from, x), dst = onednn::wrap(to, out);
     dnnl::reorder(src, dst).execute(onednn::stream(), src, dst);
     onednn::stream().wait();
 #else
