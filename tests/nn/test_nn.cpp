@@ -207,7 +207,7 @@ TEST_CASE("score network: eps, its input VJP and the training gradient against f
     CHECK(relative(grad, parameter_gradient(trainable.parameters().values(), objective)) < 1e-6);
 }
 
-TEST_CASE("score network: composes with MarkovComposedScore, and its results do not depend on the thread count") {
+TEST_CASE("score network: composes with MarkovComposedScore, and its results depend on neither the thread count nor the gradient buffer's alignment") {
     sda::Generator gen(6);
     nn::ScoreNetConfig config = small_config();
     config.event = {5, 2};  // K = 2
@@ -232,6 +232,17 @@ TEST_CASE("score network: composes with MarkovComposedScore, and its results do 
     tbb::task_arena(2).execute([&] { two = net.eps(batch, 0.3), net.accumulate_gradient(batch, times, loss, g2); });
     CHECK(one == two);
     CHECK(g1 == g2);
+
+    // nor on where the caller's gradient buffer starts: vectorised sums peel to the
+    // destination's alignment, so each start takes other scalar and packet paths
+    sda::AlignedVector<float> shifted(net.parameters().size() + 16);
+    for (std::size_t offset : {1, 3, 5}) {
+        CAPTURE(offset);
+        std::fill(shifted.begin(), shifted.end(), 0.f);
+        const std::span<float> g(shifted.data() + offset, net.parameters().size());
+        net.accumulate_gradient(batch, times, loss, g);
+        CHECK(std::equal(g.begin(), g.end(), g1.begin()));
+    }
 }
 
 TEST_CASE("score network: bad configurations and inputs throw sda::error") {

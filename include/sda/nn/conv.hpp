@@ -238,7 +238,8 @@ struct Conv {
 
     /// `backward_params` by im2col and an Eigen GEMM.
     void backward_params_im2col(const ConstRef& X, std::size_t n, Grid g, const ConstRef& dY, T* grad) const {
-        Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(grad + bias, static_cast<Eigen::Index>(out)) += dY.colwise().sum();
+        const Eigen::Matrix<T, 1, Eigen::Dynamic> sums = dY.colwise().sum();  // aligned: see Linear::backward_params
+        Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(grad + bias, static_cast<Eigen::Index>(out)) += sums;
         if (pointwise()) {
             Eigen::Map<RowMatrix<T>>(grad + weight, static_cast<Eigen::Index>(out), static_cast<Eigen::Index>(in))
                 .noalias() += dY.transpose() * X;

@@ -62,7 +62,10 @@ struct Linear {
         Eigen::Map<RowMatrix<T>> gW(g + weight, static_cast<Eigen::Index>(out), static_cast<Eigen::Index>(in));
         Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> gb(g + bias, static_cast<Eigen::Index>(out));
         detail::add_transposed<T>(dY, X, gW);
-        gb += dY.colwise().sum();
+        // summed into an aligned row first: a vectorised sum straight into gb would take the
+        // scalar or the packet path per column depending on where the caller's buffer starts
+        const Eigen::Matrix<T, 1, Eigen::Dynamic> sums = dY.colwise().sum();
+        gb += sums;
     }
 };
 
