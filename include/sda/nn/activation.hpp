@@ -3,6 +3,9 @@
 // SiLU x sigma(x) (Elfwing et al., 2018), ReLU, GELU x Phi(x) in its exact erf
 // form (torch's default), ELU with alpha = 1. Chosen at run time (a
 // checkpoint's configuration names it); each is one vectorised Eigen pass.
+// A layer whose VJP will be asked keeps the slope f'(A) of its forward pass
+// (`activate_with_slope`, one pass and one transcendental per entry), so its
+// backward is a product dZ * f'(A).
 #pragma once
 
 #include <cmath>
@@ -52,27 +55,51 @@ void activate(Activation a, const Eigen::Ref<const RowMatrix<T>>& A, Eigen::Ref<
     }
 }
 
+/// Z = f(A) and S = f'(A), element-wise, in one pass over A that evaluates each
+/// transcendental once. Neither Z nor S may alias A.
+template <class T>
+void activate_with_slope(Activation a, const Eigen::Ref<const RowMatrix<T>>& A, Eigen::Ref<RowMatrix<T>> Z,
+                         Eigen::Ref<RowMatrix<T>> S) {
+    Eigen::Array<T, 1, Eigen::Dynamic> s(A.cols());
+    for (Eigen::Index i = 0; i < A.rows(); ++i) {  // one row stays in L1 between the passes
+        const auto x = A.row(i).array();
+        auto z = Z.row(i).array();
+        auto slope = S.row(i).array();
+        switch (a) {
+            case Activation::silu:  // d/dx x s(x) = s(x) (1 + x (1 - s(x)))
+                s = x.logistic();
+                z = x * s;
+                slope = s * (T(1) + x * (T(1) - s));
+                break;
+            case Activation::relu:
+                z = x.max(T(0));
+                slope = (x > T(0)).template cast<T>();
+                break;
+            case Activation::gelu: {  // Phi(x) + x phi(x)
+                const T inv_sqrt_2pi = T(0.3989422804014327);
+                s = T(0.5) * (T(1) + (x * T(M_SQRT1_2)).erf());
+                z = x * s;
+                slope = s + x * inv_sqrt_2pi * (T(-0.5) * x.square()).exp();
+                break;
+            }
+            case Activation::elu:
+                s = x.exp();
+                z = (x > T(0)).select(x, s - T(1));
+                slope = (x > T(0)).select(T(1), s);
+                break;
+        }
+    }
+}
+
 /// dA = dZ * f'(A), element-wise (dA may alias dZ).
 template <class T>
 void activate_backward(Activation a, const Eigen::Ref<const RowMatrix<T>>& A, const Eigen::Ref<const RowMatrix<T>>& dZ,
                        Eigen::Ref<RowMatrix<T>> dA) {
-    const auto x = A.array();
-    switch (a) {
-        case Activation::silu: {
-            // d/dx x s(x) = s(x) (1 + x (1 - s(x)))
-            const auto s = x.logistic();
-            dA.array() = dZ.array() * s * (T(1) + x * (T(1) - s));
-            break;
-        }
-        case Activation::relu: dA.array() = (x > T(0)).select(dZ.array(), T(0)); break;
-        case Activation::gelu: {
-            // Phi(x) + x phi(x)
-            const T inv_sqrt_2pi = T(0.3989422804014327);
-            dA.array() = dZ.array() * (T(0.5) * (T(1) + (x * T(M_SQRT1_2)).erf()) +
-                                       x * inv_sqrt_2pi * (T(-0.5) * x.square()).exp());
-            break;
-        }
-        case Activation::elu: dA.array() = dZ.array() * (x > T(0)).select(T(1), x.exp()); break;
+    Eigen::Array<T, 1, Eigen::Dynamic> z(A.cols()), slope(A.cols());
+    for (Eigen::Index i = 0; i < A.rows(); ++i) {
+        activate_with_slope<T>(a, A.row(i), Eigen::Map<RowMatrix<T>>(z.data(), 1, A.cols()),
+                               Eigen::Map<RowMatrix<T>>(slope.data(), 1, A.cols()));
+        dA.row(i).array() = dZ.row(i).array() * slope;
     }
 }
 

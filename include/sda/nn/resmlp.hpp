@@ -48,7 +48,8 @@ public:
     struct Cache {
         struct Entry {
             RowMatrix<T> projection_input;  // blocks > 0 with a projection
-            RowMatrix<T> normed, pre;       // LayerNorm output, pre-activation
+            RowMatrix<T> normed, slope;     // LayerNorm output, the activation's derivative f'(pre)
+            RowMatrix<T> act;               // the activation, when parameter gradients will be asked for
             AlignedVector<T> rstd;
         };
         std::vector<Entry> blocks;
@@ -118,9 +119,12 @@ public:
             if (keep_input) cache->input = full_input(X, tail);
             else cache->input.resize(0, 0);
         }
-        RowMatrix<T> h, act;
+        // Buffers swap with the cache's: a cache used again keeps its storage (no allocation).
+        RowMatrix<T> h, normed, pre, act, slope;
+        AlignedVector<T> rstd;
         for (std::size_t k = 0; k < blocks_.size(); ++k) {
             const Block& block = blocks_[k];
+            auto* entry = cache ? &cache->blocks[k] : nullptr;
             if (k == 0) {
                 if (block.projected) {
                     // [X, tail] W^T + b = X W_x^T + (W_tail tail + b)
@@ -139,21 +143,29 @@ public:
             } else if (block.projected) {
                 RowMatrix<T> next(n, static_cast<Eigen::Index>(block.width));
                 block.projection.forward(p, h, next, low);
-                if (cache) cache->blocks[k].projection_input = std::move(h);
+                if (entry) entry->projection_input = std::move(h);
                 h = std::move(next);
             }
-            // residual block
+            // residual block: h += act(LN(h) W1^T + b1) W2^T + b2
             const auto w = static_cast<Eigen::Index>(block.width);
-            RowMatrix<T> normed(n, w), pre(n, w);
-            AlignedVector<T> rstd(static_cast<std::size_t>(n));
+            if (entry) {
+                std::swap(normed, entry->normed), std::swap(slope, entry->slope), std::swap(rstd, entry->rstd);
+                if (keep_input) std::swap(act, entry->act);
+            }
+            normed.resize(n, w), pre.resize(n, w), act.resize(n, w), rstd.resize(static_cast<std::size_t>(n));
             norm_.forward(h, normed, rstd.data());
             block.first.forward(p, normed, pre, low);
-            act.resize(n, w);
-            activate<T>(activation_, pre, act);
+            if (entry) {
+                slope.resize(n, w);
+                activate_with_slope<T>(activation_, pre, act, slope);
+            } else {
+                activate<T>(activation_, pre, act);
+            }
             block.second.forward(p, act, h, low, /*accumulate=*/true);
-            if (cache) {
-                auto& entry = cache->blocks[k];
-                entry.normed = std::move(normed), entry.pre = std::move(pre), entry.rstd = std::move(rstd);
+            if (entry) {
+                std::swap(normed, entry->normed), std::swap(slope, entry->slope), std::swap(rstd, entry->rstd);
+                if (keep_input) std::swap(act, entry->act);
+                else entry->act.resize(0, 0);
             }
         }
         Y = h;
@@ -168,24 +180,20 @@ public:
         sda::detail::require(!g || cache.input.cols() == static_cast<Eigen::Index>(in_),
                         "sda::nn::ResMLP::backward: parameter gradients need a forward pass that kept its input");
         const Eigen::Index n = dY.rows();
-        RowMatrix<T> dh = dY, act, d_act, d_pre;
+        RowMatrix<T> dh = dY, d_pre, d_normed;
         for (std::size_t k = blocks_.size(); k-- > 0;) {
             const Block& block = blocks_[k];
             const auto& entry = cache.blocks[k];
             const auto w = static_cast<Eigen::Index>(block.width);
             // h_out = h_in + act(pre) W2^T + b2, pre = normed W1^T + b1, normed = LN(h_in)
-            if (g) {  // the activation is needed only for the second layer's weight gradient
-                act.resize(n, w);
-                activate<T>(activation_, entry.pre, act);
-                block.second.backward_params(act, dh, g);
-            }
-            d_act.resize(n, w);
-            block.second.backward_input(p, dh, d_act, false, low);
+            if (g) block.second.backward_params(entry.act, dh, g);
             d_pre.resize(n, w);
-            activate_backward<T>(activation_, entry.pre, d_act, d_pre);
+            block.second.backward_input(p, dh, d_pre, false, low);
+            d_pre.array() *= entry.slope.array();
             if (g) block.first.backward_params(entry.normed, d_pre, g);
-            block.first.backward_input(p, d_pre, d_act, false, low);  // d_act now holds d normed
-            norm_.backward(entry.normed, entry.rstd.data(), d_act, dh, /*accumulate=*/true);  // dh is d h_in
+            d_normed.resize(n, w);
+            block.first.backward_input(p, d_pre, d_normed, false, low);
+            norm_.backward(entry.normed, entry.rstd.data(), d_normed, dh, /*accumulate=*/true);  // dh is d h_in
             if (block.projected && k > 0) {
                 if (g) block.projection.backward_params(entry.projection_input, dh, g);
                 RowMatrix<T> below(n, static_cast<Eigen::Index>(block.projection.in));

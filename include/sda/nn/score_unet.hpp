@@ -156,7 +156,7 @@ public:
         const auto& levels = network_.levels();
         for (std::size_t l = 0; l < levels.size(); ++l) {
             const double pixels = double(levels[l].grid.pixels()), c = double(levels[l].channels);
-            values += double(levels[l].down.size() + levels[l].up.size()) * (2.0 * c + 1.0) * pixels;  // normed, pre, rstd
+            values += double(levels[l].down.size() + levels[l].up.size()) * (2.0 * c + 1.0) * pixels;  // normed, slope, rstd
             values += (c + 1.0) * pixels;  // the tail's input and its LayerNorm
             if (l > 0) values += double(levels[l - 1].grid.pixels()) * double(levels[l - 1].channels);  // head input
         }

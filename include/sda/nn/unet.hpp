@@ -57,7 +57,8 @@ public:
     /// What backward needs of a forward pass.
     struct Cache {
         struct BlockEntry {
-            RowMatrix<T> normed, pre;  // LayerNorm output, first convolution's output
+            RowMatrix<T> normed, slope;  // LayerNorm output, the activation's derivative f'(pre)
+            RowMatrix<T> act;            // the activation, when parameter gradients will be asked for
             AlignedVector<T> rstd;
         };
         struct LevelEntry {
@@ -179,14 +180,16 @@ public:
             h = std::move(next);
             if (cache) cache->levels[l].down.resize(level.down.size());
             for (std::size_t b = 0; b < level.down.size(); ++b)
-                block_forward(p, level.down[b], h, n, level.grid, M, cache ? &cache->levels[l].down[b] : nullptr, algorithm);
+                block_forward(p, level.down[b], h, n, level.grid, M, cache ? &cache->levels[l].down[b] : nullptr, keep_input,
+                              algorithm);
             if (l + 1 < L) memory[l] = h;
         }
         for (std::size_t l = L; l-- > 0;) {
             const Level& level = levels_[l];
             if (cache) cache->levels[l].up.resize(level.up.size());
             for (std::size_t b = 0; b < level.up.size(); ++b)
-                block_forward(p, level.up[b], h, n, level.grid, M, cache ? &cache->levels[l].up[b] : nullptr, algorithm);
+                block_forward(p, level.up[b], h, n, level.grid, M, cache ? &cache->levels[l].up[b] : nullptr, keep_input,
+                              algorithm);
             if (l == 0) {
                 level.tail.forward(p, h, n, grid_, Y, algorithm);
                 if (cache) cache->levels[0].tail_input = std::move(h);
@@ -263,9 +266,11 @@ public:
     }
 
 private:
-    /// h <- h + second(act(first(LN(h + shift)))), shift = project(M) per sample.
+    /// h <- h + second(act(first(LN(h + shift)))), shift = project(M) per sample. With a cache
+    /// entry, keeps LN's output and rstd, the activation's slope, and the activation when
+    /// `keep_act` (parameter gradients).
     void block_forward(const T* p, const Block& block, RowMatrix<T>& h, std::size_t n, Grid grid, const ConstRef& M,
-                       typename Cache::BlockEntry* entry, ConvAlgorithm algorithm) const {
+                       typename Cache::BlockEntry* entry, bool keep_act, ConvAlgorithm algorithm) const {
         const Eigen::Index c = h.cols(), px = static_cast<Eigen::Index>(grid.pixels());
         RowMatrix<T> shift(M.rows(), c);
         block.project.forward(p, M, shift);
@@ -276,29 +281,33 @@ private:
         norm_.forward(normed, normed, rstd.data());
         RowMatrix<T> pre(h.rows(), c), act(h.rows(), c);
         block.first.forward(p, normed, n, grid, pre, algorithm);
-        activate<T>(activation_, pre, act);
+        if (entry) {
+            entry->slope.resize(h.rows(), c);
+            activate_with_slope<T>(activation_, pre, act, entry->slope);
+        } else {
+            activate<T>(activation_, pre, act);
+        }
         RowMatrix<T> residue(h.rows(), c);
         block.second.forward(p, act, n, grid, residue, algorithm);
         h += residue;
-        if (entry) entry->normed = std::move(normed), entry->pre = std::move(pre), entry->rstd = std::move(rstd);
+        if (entry) {
+            entry->normed = std::move(normed), entry->rstd = std::move(rstd);
+            if (keep_act) entry->act = std::move(act);
+        }
     }
 
     /// dh <- the cotangent of the block's input, given that of its output.
     void block_backward(const T* p, const Block& block, const typename Cache::BlockEntry& entry, RowMatrix<T>& dh,
                         std::size_t n, Grid grid, const ConstRef& M, T* g, RowMatrix<T>* dM, ConvAlgorithm algorithm) const {
         const Eigen::Index c = dh.cols(), px = static_cast<Eigen::Index>(grid.pixels());
-        RowMatrix<T> d_act(dh.rows(), c), d_pre(dh.rows(), c);
-        block.second.backward_input(p, dh, n, grid, d_act, false, algorithm);
-        if (g) {
-            RowMatrix<T> act(dh.rows(), c);
-            activate<T>(activation_, entry.pre, act);
-            block.second.backward_params(act, n, grid, dh, g);
-        }
-        activate_backward<T>(activation_, entry.pre, d_act, d_pre);
+        RowMatrix<T> d_pre(dh.rows(), c), d_normed(dh.rows(), c);
+        block.second.backward_input(p, dh, n, grid, d_pre, false, algorithm);
+        if (g) block.second.backward_params(entry.act, n, grid, dh, g);
+        d_pre.array() *= entry.slope.array();
         if (g) block.first.backward_params(entry.normed, n, grid, d_pre, g);
-        block.first.backward_input(p, d_pre, n, grid, d_act, false, algorithm);  // d_act now holds d normed
+        block.first.backward_input(p, d_pre, n, grid, d_normed, false, algorithm);
         RowMatrix<T> d_shifted(dh.rows(), c);
-        norm_.backward(entry.normed, entry.rstd.data(), d_act, d_shifted);
+        norm_.backward(entry.normed, entry.rstd.data(), d_normed, d_shifted);
         dh += d_shifted;
         if (!g && !dM) return;
         RowMatrix<T> d_shift = RowMatrix<T>::Zero(M.rows(), c);
