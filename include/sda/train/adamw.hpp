@@ -69,8 +69,8 @@ public:
         const T decay = static_cast<T>(1.0 - lr * options_.weight_decay);
         const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2);
         const T step_size = static_cast<T>(lr / (1.0 - std::pow(options_.beta1, k)));
-        // torch divides sqrt(v) by sqrt(1 - beta2^k); a product with its inverse rounds within
-        // one ulp of that and spares one of the step's two vector divisions
+        // torch divides sqrt(v) by sqrt(1 - beta2^k); a product with its inverse differs from
+        // that by about an ulp and spares one of the step's two vector divisions
         const T inverse_correction2 = static_cast<T>(1.0 / std::sqrt(1.0 - std::pow(options_.beta2, k)));
         const T eps = static_cast<T>(options_.eps);
         using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
