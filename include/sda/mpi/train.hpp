@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <Eigen/Core>
+#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
 #include "sda/core/memory.hpp"
@@ -76,7 +77,7 @@ public:
 
         // the chain: the sum so far from the previous rank, this rank's chunks added in order
         AlignedVector<T>& sum = buffers<T>().sum;
-        sum.assign(grad.size(), T(0));
+        sum.resize(grad.size());  // received, or set by the first chunk
         double loss = 0;
         const int rank = comm_.rank(), ranks = comm_.size();
         const int count = detail::to_int(sum.size(), "a gradient");
@@ -84,19 +85,17 @@ public:
             check(MPI_Recv(sum.data(), count, datatype<T>(), rank - 1, 3, comm_.get(), MPI_STATUS_IGNORE), "MPI_Recv");
             check(MPI_Recv(&loss, 1, MPI_DOUBLE, rank - 1, 4, comm_.get(), MPI_STATUS_IGNORE), "MPI_Recv");
         }
-        for (std::size_t k = 0; k < parts.size(); ++k) {
-            add(sum, parts[k]);
-            loss += losses[k];
-        }
+        add_parts(sum, parts, /*onto=*/rank > 0);
+        for (double part_loss : losses) loss += part_loss;
         if (rank + 1 < ranks) {
             check(MPI_Send(sum.data(), count, datatype<T>(), rank + 1, 3, comm_.get()), "MPI_Send");
             check(MPI_Send(&loss, 1, MPI_DOUBLE, rank + 1, 4, comm_.get()), "MPI_Send");
         }
         check(MPI_Bcast(sum.data(), count, datatype<T>(), ranks - 1, comm_.get()), "MPI_Bcast");
         check(MPI_Bcast(&loss, 1, MPI_DOUBLE, ranks - 1, comm_.get()), "MPI_Bcast");
-        using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-        const auto size = static_cast<Eigen::Index>(grad.size());
-        Eigen::Map<Array>(grad.data(), size) += Eigen::Map<const Array>(sum.data(), size);
+        in_blocks(grad.size(), [&](std::size_t at, Eigen::Index n) {
+            Eigen::Map<Array<T>>(grad.data() + at, n) += Eigen::Map<const Array<T>>(sum.data() + at, n);
+        });
         return loss;
     }
 
@@ -118,10 +117,33 @@ private:
     }
 
     template <class T>
-    static void add(AlignedVector<T>& sum, const AlignedVector<T>& part) {
-        using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-        const auto size = static_cast<Eigen::Index>(sum.size());
-        Eigen::Map<Array>(sum.data(), size) += Eigen::Map<const Array>(part.data(), size);
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+
+    /// body(at, n) over blocks of a buffer of `size` entries, in parallel: element-wise work, so
+    /// the result does not depend on the split.
+    template <class Body>
+    static void in_blocks(std::size_t size, Body&& body) {
+        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, size, std::size_t(1) << 15), [&](const auto& r) {
+            body(r.begin(), static_cast<Eigen::Index>(r.size()));
+        });
+    }
+    /// sum <- (sum if `onto`, else 0) + parts[0] + parts[1] + ..., added in that order per entry
+    /// (bit for bit one process's chunk order), in one pass.
+    template <class T>
+    static void add_parts(AlignedVector<T>& sum, const std::vector<AlignedVector<T>>& parts, bool onto) {
+        in_blocks(sum.size(), [&](std::size_t at, Eigen::Index n) {
+            Eigen::Map<Array<T>> s(sum.data() + at, n);
+            std::size_t k = 0;
+            if (!onto) {
+                if (parts.empty()) {  // more ranks than chunks
+                    s.setZero();
+                    return;
+                }
+                s = Eigen::Map<const Array<T>>(parts[0].data() + at, n);
+                k = 1;
+            }
+            for (; k < parts.size(); ++k) s += Eigen::Map<const Array<T>>(parts[k].data() + at, n);
+        });
     }
     static void check(int rc, const char* call) { detail::check(rc, call); }
     template <class T>
