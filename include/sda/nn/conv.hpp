@@ -31,6 +31,7 @@
 
 #include "sda/core/eigen.hpp"
 #include "sda/core/error.hpp"
+#include "sda/nn/matmul.hpp"
 #include "sda/nn/parameters.hpp"
 
 #if defined(SDA_WITH_DNNL)
@@ -238,8 +239,7 @@ struct Conv {
 
     /// `backward_params` by im2col and an Eigen GEMM.
     void backward_params_im2col(const ConstRef& X, std::size_t n, Grid g, const ConstRef& dY, T* grad) const {
-        const Eigen::Matrix<T, 1, Eigen::Dynamic> sums = dY.colwise().sum();  // aligned: see Linear::backward_params
-        Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(grad + bias, static_cast<Eigen::Index>(out)) += sums;
+        detail::add_column_sums<T>(dY, grad + bias);
         if (pointwise()) {
             Eigen::Map<RowMatrix<T>>(grad + weight, static_cast<Eigen::Index>(out), static_cast<Eigen::Index>(in))
                 .noalias() += dY.transpose() * X;

@@ -60,12 +60,8 @@ struct Linear {
     /// gW += dY^T X, gb += column sums of dY
     void backward_params(const ConstRef& X, const ConstRef& dY, T* g) const {
         Eigen::Map<RowMatrix<T>> gW(g + weight, static_cast<Eigen::Index>(out), static_cast<Eigen::Index>(in));
-        Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> gb(g + bias, static_cast<Eigen::Index>(out));
         detail::add_transposed<T>(dY, X, gW);
-        // summed into an aligned row first: a vectorised sum straight into gb would take the
-        // scalar or the packet path per column depending on where the caller's buffer starts
-        const Eigen::Matrix<T, 1, Eigen::Dynamic> sums = dY.colwise().sum();
-        gb += sums;
+        detail::add_column_sums<T>(dY, g + bias);
     }
 };
 

@@ -276,6 +276,15 @@ void add_transposed(const ConstBlock<T>& dY, const ConstBlock<T>& X, Block<T> G)
     G.noalias() += dY.transpose() * X;
 }
 
+/// b += the column sums of dY (a bias gradient), for `b` of dY.cols() entries anywhere in
+/// memory: the sums go into an aligned row first, since a vectorised sum straight into `b`
+/// would take the scalar or the packet path per column depending on where `b` starts.
+template <class T>
+void add_column_sums(const ConstBlock<T>& dY, T* b) {
+    const Eigen::Matrix<T, 1, Eigen::Dynamic> sums = dY.colwise().sum();
+    Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(b, dY.cols()) += sums;
+}
+
 /// `n` floats rounded to bfloat16 (to nearest, ties to even), into `out`.
 inline void round_to_bfloat16(const float* x, std::size_t n, BFloat16* out) {
 #if defined(SDA_WITH_DNNL)
