@@ -109,12 +109,9 @@ void activate_with_slope(Activation a, const Eigen::Ref<const RowMatrix<T>>& A, 
 template <class T>
 void activate_backward(Activation a, const Eigen::Ref<const RowMatrix<T>>& A, const Eigen::Ref<const RowMatrix<T>>& dZ,
                        Eigen::Ref<RowMatrix<T>> dA) {
-    Eigen::Array<T, 1, Eigen::Dynamic> z(A.cols()), slope(A.cols());
-    for (Eigen::Index i = 0; i < A.rows(); ++i) {
-        activate_with_slope<T>(a, A.row(i), Eigen::Map<RowMatrix<T>>(z.data(), 1, A.cols()),
-                               Eigen::Map<RowMatrix<T>>(slope.data(), 1, A.cols()));
-        dA.row(i).array() = dZ.row(i).array() * slope;
-    }
+    RowMatrix<T> z(A.rows(), A.cols()), slope(A.rows(), A.cols());
+    activate_with_slope<T>(a, A, z, slope);
+    dA.array() = dZ.array() * slope.array();
 }
 
 }  // namespace sda::nn

@@ -72,12 +72,12 @@ struct TimeEmbedding {
 
     /// Accumulates the parameter gradients for the cotangent dE of the embeddings.
     void backward(const T* p, const Cache& cache, const Eigen::Ref<const RowMatrix<T>>& dE, T* g) const {
-        RowMatrix<T> act(cache.pre.rows(), cache.pre.cols());
-        activate<T>(Activation::silu, cache.pre, act);
+        RowMatrix<T> act(cache.pre.rows(), cache.pre.cols()), slope(act.rows(), act.cols());
+        activate_with_slope<T>(Activation::silu, cache.pre, act, slope);  // one logistic for both
         second.backward_params(act, dE, g);
         RowMatrix<T> d_act(act.rows(), act.cols());
         second.backward_input(p, dE, d_act);
-        activate_backward<T>(Activation::silu, cache.pre, d_act, d_act);
+        d_act.array() *= slope.array();
         first.backward_params(cache.sinusoids, d_act, g);
     }
 };
