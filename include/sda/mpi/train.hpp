@@ -22,13 +22,12 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/Core>
-#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
 #include "sda/core/memory.hpp"
 #include "sda/mpi/decomposition.hpp"
 #include "sda/mpi/environment.hpp"
+#include "sda/nn/chunks.hpp"
 #include "sda/train/fit.hpp"
 #include "sda/train/loss.hpp"
 
@@ -85,7 +84,7 @@ public:
             check(MPI_Recv(sum.data(), count, datatype<T>(), rank - 1, 3, comm_.get(), MPI_STATUS_IGNORE), "MPI_Recv");
             check(MPI_Recv(&loss, 1, MPI_DOUBLE, rank - 1, 4, comm_.get(), MPI_STATUS_IGNORE), "MPI_Recv");
         }
-        add_parts(sum, parts, /*onto=*/rank > 0);
+        nn::detail::add_in_order<T>(sum, parts, /*onto=*/rank > 0);
         for (double part_loss : losses) loss += part_loss;
         if (rank + 1 < ranks) {
             check(MPI_Send(sum.data(), count, datatype<T>(), rank + 1, 3, comm_.get()), "MPI_Send");
@@ -93,9 +92,7 @@ public:
         }
         check(MPI_Bcast(sum.data(), count, datatype<T>(), ranks - 1, comm_.get()), "MPI_Bcast");
         check(MPI_Bcast(&loss, 1, MPI_DOUBLE, ranks - 1, comm_.get()), "MPI_Bcast");
-        in_blocks(grad.size(), [&](std::size_t at, Eigen::Index n) {
-            Eigen::Map<Array<T>>(grad.data() + at, n) += Eigen::Map<const Array<T>>(sum.data() + at, n);
-        });
+        nn::detail::add_in_order<T>(grad, std::span<const AlignedVector<T>>(&sum, 1), /*onto=*/true);
         return loss;
     }
 
@@ -116,35 +113,6 @@ private:
         }
     }
 
-    template <class T>
-    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-
-    /// body(at, n) over blocks of a buffer of `size` entries, in parallel: element-wise work, so
-    /// the result does not depend on the split.
-    template <class Body>
-    static void in_blocks(std::size_t size, Body&& body) {
-        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, size, std::size_t(1) << 15), [&](const auto& r) {
-            body(r.begin(), static_cast<Eigen::Index>(r.size()));
-        });
-    }
-    /// sum <- (sum if `onto`, else 0) + parts[0] + parts[1] + ..., added in that order per entry
-    /// (bit for bit one process's chunk order), in one pass.
-    template <class T>
-    static void add_parts(AlignedVector<T>& sum, const std::vector<AlignedVector<T>>& parts, bool onto) {
-        in_blocks(sum.size(), [&](std::size_t at, Eigen::Index n) {
-            Eigen::Map<Array<T>> s(sum.data() + at, n);
-            std::size_t k = 0;
-            if (!onto) {
-                if (parts.empty()) {  // more ranks than chunks
-                    s.setZero();
-                    return;
-                }
-                s = Eigen::Map<const Array<T>>(parts[0].data() + at, n);
-                k = 1;
-            }
-            for (; k < parts.size(); ++k) s += Eigen::Map<const Array<T>>(parts[k].data() + at, n);
-        });
-    }
     static void check(int rc, const char* call) { detail::check(rc, call); }
     template <class T>
     static MPI_Datatype datatype() { return detail::datatype<T>(); }

@@ -26,6 +26,28 @@ void for_chunks(std::size_t batch, std::size_t chunk, Body&& body) {
     tbb::parallel_for(std::size_t{0}, chunks, [&](std::size_t c) { body(c * chunk, std::min(batch, (c + 1) * chunk)); });
 }
 
+/// sum <- (sum if `onto`, else 0) + parts[0] + parts[1] + ..., added in that order for each
+/// entry (so, bit for bit, one process's chunk order), in one pass of parallel blocks:
+/// element-wise work, whose result does not depend on the split.
+template <class T>
+void add_in_order(std::span<T> sum, std::span<const AlignedVector<T>> parts, bool onto) {
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sum.size(), std::size_t(1) << 15), [&](const auto& r) {
+        const auto n = static_cast<Eigen::Index>(r.size());
+        Eigen::Map<Array> s(sum.data() + r.begin(), n);
+        std::size_t k = 0;
+        if (!onto) {
+            if (parts.empty()) {
+                s.setZero();
+                return;
+            }
+            s = Eigen::Map<const Array>(parts[0].data() + r.begin(), n);
+            k = 1;
+        }
+        for (; k < parts.size(); ++k) s += Eigen::Map<const Array>(parts[k].data() + r.begin(), n);
+    });
+}
+
 /// Runs body(c, begin, end, gradient, loss) per chunk in parallel, where chunk 0
 /// accumulates into `grad` itself and chunk c > 0 into a zeroed buffer, then
 /// adds the buffers to `grad` in chunk order; returns the sum of the chunks'
@@ -43,14 +65,7 @@ double accumulate_chunks(std::size_t batch, std::size_t chunk, std::span<T> grad
         }
         body(c * chunk, std::min(batch, (c + 1) * chunk), g, losses[c]);
     });
-    if (!partial.empty()) {
-        using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, grad.size(), 1 << 15), [&](const auto& r) {
-            const auto n = static_cast<Eigen::Index>(r.size()), at = static_cast<Eigen::Index>(r.begin());
-            Eigen::Map<Array> sum(grad.data() + at, n);
-            for (const auto& part : partial) sum += Eigen::Map<const Array>(part.data() + at, n);
-        });
-    }
+    if (!partial.empty()) add_in_order<T>(grad, partial, /*onto=*/true);
     double total = 0.0;
     for (double l : losses) total += l;
     return total;
